@@ -1,0 +1,32 @@
+# The two commands a new user needs: `make lab` and `make test`. Both go through `make install`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.install-stamp
+PORT   ?= 8888
+
+.PHONY: install lab test test-fast release bench clean
+
+install: $(STAMP)
+
+# Re-installs only when the project's requirements change; `touch pyproject.toml` forces it.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+lab: install
+	@echo "Starting JupyterLab on notebooks/ (the URL with its token is printed below)."
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) --no-browser
+
+test: install
+	$(PY) -m pytest -ra
+
+test-fast: install
+	$(PY) -m pytest -ra -m "not slow"
+
+release: install
+	$(VENV)/bin/course release
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
