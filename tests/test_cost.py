@@ -325,3 +325,22 @@ def test_vit_same_macs_with_fused_attention_on_and_off():
     # Attention matmuls: per block, heads * 197 * 197 * (64 + 64) MACs.
     assert explicit.by_operator()["bmm"]["macs"] == 12 * 6 * 197 * 197 * 128
     assert not fused.uncounted and not explicit.uncounted
+
+
+# --- every layer of real CNNs: formula == counter ------------------------------------------------
+@pytest.mark.parametrize("builder", ["resnet18", "mobilenet_v2", "shufflenet_v2_x1_0"])
+def test_layer_formulas_equal_counter_on_torchvision_models(builder):
+    import torchvision
+    from course.cost import layer_formulas
+
+    model = getattr(torchvision.models, builder)(weights=None)
+    x = torch.randn(2, 3, 96, 96)
+    report = count(model, x)
+    formulas = layer_formulas(model, x)
+    convs = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(formulas) == len(convs)
+    for name, formula in formulas.items():
+        counted = report.module_cost(name)
+        assert (counted.macs, counted.params, counted.bytes_read, counted.bytes_written, counted.activations) == (
+            formula.macs, formula.params, formula.bytes_read, formula.bytes_written, formula.activations), name
+    assert sum(f.macs for f in formulas.values()) == report.macs

@@ -7,6 +7,7 @@
 
 from course.cost.formulas import Cost, conv2d, conv_output_size, linear, same_padding
 from course.cost.counter import count
+from course.cost.layers import layer_formulas
 from course.cost.report import CostReport
 
-__all__ = ["Cost", "CostReport", "conv2d", "conv_output_size", "count", "linear", "same_padding"]
+__all__ = ["Cost", "CostReport", "conv2d", "conv_output_size", "count", "layer_formulas", "linear", "same_padding"]
