@@ -20,10 +20,10 @@ lab: install
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) --no-browser
 
 test: install
-	$(PY) -m pytest -ra
+	$(PY) -m pytest -ra tests solutions --nbval-lax --nbval-cell-timeout=300
 
 test-fast: install
-	$(PY) -m pytest -ra -m "not slow"
+	$(PY) -m pytest -ra -m "not slow" tests
 
 release: install
 	$(VENV)/bin/course release

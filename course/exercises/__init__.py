@@ -1,0 +1,42 @@
+"""Graded exercises: a registry keyed by id ("1.2" = chapter 1, exercise 2) and ``check``.
+
+In a notebook::
+
+    from course.exercises import check
+    check("1.2", conv_cost)   # prints "Exercise 1.2 passed: 8/8 cases (3 points)" or what failed
+
+The grader (:mod:`course.grading`) uses the same :func:`grade_outcomes` on outcomes computed in
+the submission's kernel. Importing this package is light: expected values are computed on
+first use with :mod:`course.cost`.
+"""
+
+from course.exercises.core import (
+    FUNCTION,
+    REGISTRY,
+    VALUE,
+    CheckResult,
+    Exercise,
+    check,
+    collect_outcomes,
+    compare_values,
+    get_exercise,
+    grade_outcomes,
+    list_exercises,
+    register,
+)
+from course.exercises import ch01  # noqa: F401  (registers the Chapter 1 exercises)
+
+__all__ = [
+    "FUNCTION",
+    "REGISTRY",
+    "VALUE",
+    "CheckResult",
+    "Exercise",
+    "check",
+    "collect_outcomes",
+    "compare_values",
+    "get_exercise",
+    "grade_outcomes",
+    "list_exercises",
+    "register",
+]

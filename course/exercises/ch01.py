@@ -1,0 +1,260 @@
+"""Chapter 1 exercises: what a convolution costs.
+
+Expected values come from :mod:`course.cost` (imported on first use, so ``import course``
+stays light); none is written down here.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Dict, Optional
+
+from course.exercises.core import FUNCTION, VALUE, WRONG_VALUE, Exercise, register
+
+
+def _formulas():
+    from course.cost import formulas
+
+    return formulas
+
+
+# --- 1.1 conv_output_size ---------------------------------------------------------------------
+
+
+def _ref_output_size(size: int, K: int, stride: int, padding: int, dilation: int) -> int:
+    return _formulas().conv_output_size(size, K, stride, padding, dilation)
+
+
+def _diagnose_output_size(case: Dict[str, Any], expected: Any, got: Any) -> Optional[str]:
+    if case.get("dilation", 1) > 1:
+        return (
+            "with dilation the kernel's taps are spread out: the dilated kernel spans "
+            "dilation*(K-1)+1 pixels."
+        )
+    if case.get("stride", 1) > 1:
+        return "at stride > 1 the division is a floor division (//): count the positions the kernel can start at."
+    return None
+
+
+_OUTPUT_SIZE_CASES = (
+    dict(size=56, K=3, stride=1, padding=1, dilation=1),
+    dict(size=32, K=5, stride=1, padding=0, dilation=1),
+    dict(size=224, K=7, stride=2, padding=3, dilation=1),
+    dict(size=56, K=3, stride=2, padding=1, dilation=1),
+    dict(size=7, K=3, stride=2, padding=1, dilation=1),
+    dict(size=15, K=3, stride=2, padding=0, dilation=1),
+    dict(size=32, K=3, stride=1, padding=2, dilation=2),
+    dict(size=28, K=3, stride=1, padding=0, dilation=2),
+    dict(size=9, K=5, stride=3, padding=0, dilation=1),
+)
+
+register(
+    Exercise(
+        id="1.1",
+        title="Output size of a convolution",
+        points=2,
+        answer="conv_output_size",
+        kind=FUNCTION,
+        cases=_OUTPUT_SIZE_CASES,
+        reference=_ref_output_size,
+        hints=(
+            "the output size is a floor division: (size + 2*padding - span) // stride + 1.",
+            "the dilated kernel spans dilation*(K-1)+1 pixels.",
+        ),
+        diagnose=_diagnose_output_size,
+    )
+)
+
+
+# --- 1.2 conv_cost ----------------------------------------------------------------------------
+
+
+def _ref_conv_cost(H, W, N, M, K, stride, padding, groups, bias):
+    cost = _formulas().conv2d(H, W, N, M, K, stride=stride, padding=padding, groups=groups, bias=bias)
+    return (cost.macs, cost.params)
+
+
+_GROUPS_HINT = (
+    "did you divide by the groups? Each output channel sees only N/groups input channels, "
+    "so the weight is K*K*(N/groups)*M."
+)
+
+
+def _diagnose_conv_cost(case: Dict[str, Any], expected: Any, got: Any) -> Optional[str]:
+    if not isinstance(got, (list, tuple)) or len(got) != 2:
+        return "return a tuple: `return macs, params`."
+    macs, params = expected
+    got_macs, got_params = got
+    G, M = case["groups"], case["M"]
+    hints = []
+    if got_macs != macs:
+        if G > 1 and got_macs == macs * G:
+            hints.append(_GROUPS_HINT)
+        elif case["stride"] > 1:
+            hints.append("at stride 2 the output is smaller: MACs = H' * W' * K*K * (N/groups) * M, with H', W' the output size.")
+        elif G > 1:
+            hints.append(_GROUPS_HINT)
+        else:
+            hints.append("one MAC per weight per output position: H' * W' * K*K * (N/groups) * M.")
+    if got_params != params:
+        bias_params = M if case["bias"] else 0
+        if G > 1 and got_params == (params - bias_params) * G + bias_params:
+            hints.append(_GROUPS_HINT)
+        elif case["bias"]:
+            hints.append("a bias adds M parameters and no MACs.")
+        else:
+            hints.append("bias=False here: no bias parameters.")
+    return " ".join(dict.fromkeys(hints)) or None
+
+
+_CONV_COST_CASES = (
+    dict(H=56, W=56, N=64, M=64, K=3, stride=1, padding=1, groups=1, bias=False),
+    dict(H=56, W=56, N=64, M=256, K=1, stride=1, padding=0, groups=1, bias=True),
+    dict(H=224, W=224, N=3, M=64, K=7, stride=2, padding=3, groups=1, bias=False),
+    dict(H=28, W=28, N=32, M=32, K=3, stride=1, padding=1, groups=32, bias=False),
+    dict(H=28, W=28, N=64, M=128, K=3, stride=2, padding=1, groups=4, bias=True),
+    dict(H=14, W=14, N=96, M=96, K=5, stride=1, padding=2, groups=96, bias=True),
+    dict(H=7, W=9, N=16, M=8, K=3, stride=2, padding=1, groups=2, bias=False),
+    dict(H=32, W=32, N=48, M=24, K=1, stride=1, padding=0, groups=3, bias=True),
+)
+
+register(
+    Exercise(
+        id="1.2",
+        title="MACs and parameters of a convolution",
+        points=3,
+        answer="conv_cost",
+        kind=FUNCTION,
+        cases=_CONV_COST_CASES,
+        reference=_ref_conv_cost,
+        output_names=("macs", "params"),
+        hints=(
+            "did you divide by the groups?",
+            "a bias adds M parameters and no MACs.",
+        ),
+        diagnose=_diagnose_conv_cost,
+    )
+)
+
+
+# --- 1.3 conv_intensity -----------------------------------------------------------------------
+
+
+def _ref_intensity(H, W, N, M, K):
+    return _formulas().conv2d(H, W, N, M, K, bias=False).arithmetic_intensity
+
+
+def _diagnose_intensity(case: Dict[str, Any], expected: Any, got: Any) -> Optional[str]:
+    if not isinstance(got, (int, float)) or isinstance(got, bool) or not got:
+        return None
+
+    def near(value: float) -> bool:
+        return abs(got - value) <= 1e-6 * abs(value)
+
+    if near(4 * expected):
+        return "bytes, not elements: a float32 element is 4 bytes."
+    if near(2 * expected):
+        return "count MACs, not FLOPs (FLOPs = 2 * MACs)."
+    if expected and near(1 / expected):
+        return "intensity is MACs divided by bytes, not bytes divided by MACs."
+    return "bytes moved = 4 * (N*H*W input + K*K*N*M weight + M*H*W output) at stride 1 and same padding."
+
+
+_INTENSITY_CASES = (
+    dict(H=56, W=56, N=64, M=64, K=3),
+    dict(H=56, W=56, N=64, M=64, K=1),
+    dict(H=7, W=7, N=512, M=512, K=3),
+    dict(H=112, W=112, N=32, M=32, K=3),
+    dict(H=14, W=14, N=256, M=1024, K=1),
+    dict(H=224, W=224, N=3, M=64, K=7),
+    dict(H=28, W=28, N=128, M=128, K=5),
+    dict(H=8, W=16, N=16, M=32, K=3),
+)
+
+register(
+    Exercise(
+        id="1.3",
+        title="Arithmetic intensity of a convolution",
+        points=2,
+        answer="conv_intensity",
+        kind=FUNCTION,
+        cases=_INTENSITY_CASES,
+        reference=_ref_intensity,
+        rel_tol=1e-6,
+        hints=(
+            "intensity = MACs / bytes moved, with bytes = 4 * (N*H*W + K*K*N*M + M*H*W) at float32.",
+        ),
+        diagnose=_diagnose_intensity,
+    )
+)
+
+
+def _article(word: str) -> str:
+    return ("an " if word[:1].lower() in "aeiou" else "a ") + word
+
+
+# --- 1.4 heaviest_conv ------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=None)
+def resnet18_conv_macs() -> Dict[str, int]:
+    """MACs of every ``Conv2d`` in torchvision's ``resnet18`` at 1x3x224x224, by module name.
+
+    Counted once per process with ``course.cost.count`` (imports torch and torchvision).
+    """
+    import torch
+    import torchvision
+
+    from course.cost import count
+
+    model = torchvision.models.resnet18(weights=None).eval()
+    rows = count(model, torch.zeros(1, 3, 224, 224)).rows()
+    return {row["module"]: row["macs"] for row in rows if row["type"] == "Conv2d"}
+
+
+def _ref_heaviest_conv() -> str:
+    table = resnet18_conv_macs()
+    return max(table, key=table.get)
+
+
+def _compare_heaviest(expected: Any, got: Any) -> Optional[str]:
+    if not isinstance(got, str):
+        return f"that is {_article(type(got).__name__)}, not a str (a module name such as 'layer1.0.conv1')"
+    table = resnet18_conv_macs()
+    # Any conv tied with the heaviest one is right.
+    return None if table.get(got) == table[expected] else WRONG_VALUE
+
+
+def _diagnose_heaviest(case: Dict[str, Any], expected: Any, got: Any) -> Optional[str]:
+    if not isinstance(got, str):
+        return None
+    table = resnet18_conv_macs()
+    if got not in table:
+        if got.strip() in table:
+            return "remove the spaces around the name."
+        return (
+            f"resnet18 has no Conv2d named {got!r}: names look like 'layer1.0.conv1' "
+            "(see model.named_modules() or the rows of course.cost.count)."
+        )
+    return (
+        f"{got!r} does {table[got]:,} MACs, but another conv does more. Use course.cost.count(...) "
+        "and look at the per-layer rows; the answer may surprise you."
+    )
+
+
+register(
+    Exercise(
+        id="1.4",
+        title="The heaviest convolution in ResNet-18",
+        points=2,
+        answer="heaviest_conv",
+        kind=VALUE,
+        reference=_ref_heaviest_conv,
+        compare=_compare_heaviest,
+        reveal_expected=False,
+        hints=(
+            "use course.cost.count(...) and look at the per-layer rows; the answer may surprise you.",
+        ),
+        diagnose=_diagnose_heaviest,
+    )
+)

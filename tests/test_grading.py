@@ -1,0 +1,321 @@
+"""Grading: synthetic Chapter 1 submissions run in real kernels, one batch shared by the tests."""
+
+import hashlib
+import json
+import os
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from course.cli import main
+from course.grading import grade, release_notebook
+from course.grading.grader import find_exercise_cells
+
+POINTS = {"1.1": 2, "1.2": 3, "1.3": 2, "1.4": 2}
+FULL = sum(POINTS.values())
+
+OUTPUT_SIZE = '''def conv_output_size(size, K, stride, padding, dilation):
+    ### BEGIN SOLUTION
+    span = dilation * (K - 1) + 1
+    return (size + 2 * padding - span) // stride + 1
+    ### END SOLUTION
+'''
+CONV_COST = '''def conv_cost(H, W, N, M, K, stride, padding, groups, bias):
+    ### BEGIN SOLUTION
+    H_out = (H + 2 * padding - K) // stride + 1
+    W_out = (W + 2 * padding - K) // stride + 1
+    weight = K * K * (N // groups) * M
+    return H_out * W_out * weight, weight + (M if bias else 0)
+    ### END SOLUTION
+'''
+INTENSITY = '''def conv_intensity(H, W, N, M, K):
+    ### BEGIN SOLUTION
+    macs = H * W * K * K * N * M
+    return macs / (4 * (N * H * W + K * K * N * M + M * H * W))
+    ### END SOLUTION
+'''
+HEAVIEST = '''heaviest_conv = None
+### BEGIN SOLUTION
+heaviest_conv = "conv1"
+### END SOLUTION
+'''
+ANSWERS = {"1.1": ("conv_output_size", OUTPUT_SIZE), "1.2": ("conv_cost", CONV_COST),
+           "1.3": ("conv_intensity", INTENSITY), "1.4": ("heaviest_conv", HEAVIEST)}
+
+
+def chapter1(checks=False):
+    """A Chapter 1 solution notebook in the course's layout (``checks``: with check cells)."""
+    cells = [
+        new_markdown_cell("# Chapter 1"),
+        new_code_cell("FAST = False", metadata={"tags": ["parameters"]}),
+        new_code_cell('if not FAST:\n    raise RuntimeError("the grader did not inject FAST = True")'),
+    ]
+    if checks:
+        cells.append(new_code_cell("from course.exercises import check"))
+    for exercise_id, (name, source) in ANSWERS.items():
+        cells.append(new_markdown_cell(f"## Exercise {exercise_id}"))
+        cells.append(new_code_cell(source, metadata={"course": {"exercise": exercise_id, "part": "solution"}}))
+        if checks:
+            cells.append(new_code_cell(f'check("{exercise_id}", {name})',
+                                       metadata={"course": {"exercise": exercise_id, "part": "check"}}))
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def cell_of(nb, exercise_id):
+    return nb.cells[find_exercise_cells(nb)[exercise_id]["solution"][0]]
+
+
+def submissions(folder: Path):
+    """Write the batch: one notebook per behaviour under test."""
+    correct = chapter1(checks=True)
+    nbformat.write(correct, folder / "correct.ipynb")
+    nbformat.write(release_notebook(correct), folder / "stub.ipynb")
+
+    wrong = chapter1()
+    cell_of(wrong, "1.2").source = CONV_COST.replace("(N // groups)", "N")  # forgets the groups
+    # A learner who shadows builtins and modules must not break the grader's probe.
+    wrong.cells.append(new_code_cell("list = [1, 2]\njson = 'x'\nlen = 3\nisinstance = None\nprint = None"))
+    nbformat.write(wrong, folder / "one_wrong.ipynb")
+
+    raises = chapter1()
+    raises.cells.insert(3, new_code_cell('raise ValueError("an unrelated cell fails")'))
+    cell_of(raises, "1.1").source = "x = 1 / 0\n" + OUTPUT_SIZE  # never defines the answer
+    raises.cells = [c for c in raises.cells if c.metadata.get("course", {}).get("exercise") != "1.4"]  # deleted
+    nbformat.write(raises, folder / "raises.ipynb")
+
+    loops = chapter1()
+    loops.cells.insert(3, new_code_cell("while True:\n    pass"))  # cut by the cell timeout
+    cell_of(loops, "1.1").source = OUTPUT_SIZE.replace("    span =", "    while dilation > 1:\n        pass\n    span =")
+    nbformat.write(loops, folder / "loops.ipynb")
+
+    (folder / "corrupt.ipynb").write_text("{ this is not a notebook")
+
+
+def snapshot(folder: Path):
+    return {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("submissions")
+    submissions(folder)
+    before = snapshot(folder)
+    out = tmp_path_factory.mktemp("grades")
+    results = grade(sorted(folder.glob("*.ipynb")), out, timeout_s=60, cell_timeout_s=3, case_timeout_s=2, quiet=True)
+    return {"folder": folder, "before": before, "out": out, "results": {r.name: r for r in results}}
+
+
+def scores(result):
+    return {e.id: e.points for e in result.exercises}
+
+
+@pytest.mark.slow
+def test_batch_grades_every_submission(batch):
+    assert sorted(batch["results"]) == ["correct", "corrupt", "loops", "one_wrong", "raises", "stub"]
+    for result in batch["results"].values():
+        assert result.max_points == FULL
+        assert [e.id for e in result.exercises] == list(POINTS)
+
+
+@pytest.mark.slow
+def test_correct_submission_gets_full_marks(batch):
+    result = batch["results"]["correct"]
+    assert result.total == FULL and scores(result) == POINTS
+    assert result.errors == [] and result.timeouts == []  # FAST was injected, check cells ran fine
+    assert result.exercise("1.2").message == "Exercise 1.2 passed: 8/8 cases (3 points)"
+    # The kernel ran the grader's own Python, so it imported the same course package.
+    assert os.path.realpath(result.kernel_python) == os.path.realpath(sys.executable)
+
+
+@pytest.mark.slow
+def test_stub_submission_scores_zero_with_a_message_each(batch):
+    result = batch["results"]["stub"]
+    assert result.total == 0
+    for e in result.exercises:
+        assert e.points == 0 and "not attempted yet" in e.message, e.message
+    assert "still raises NotImplementedError" in result.exercise("1.2").message
+
+
+@pytest.mark.slow
+def test_one_wrong_exercise_loses_exactly_its_points(batch):
+    result = batch["results"]["one_wrong"]
+    assert scores(result) == {**POINTS, "1.2": 0}
+    assert result.total == FULL - POINTS["1.2"]
+    message = result.exercise("1.2").message
+    assert "conv_cost(H=" in message and "expected (macs=" in message and "divide by the groups" in message
+
+
+@pytest.mark.slow
+def test_a_raising_cell_does_not_stop_the_rest(batch):
+    result = batch["results"]["raises"]
+    assert scores(result) == {"1.1": 0, "1.2": 3, "1.3": 2, "1.4": 0}
+    assert {(e["type"], e["exercise"]) for e in result.errors} == {("ValueError", None), ("ZeroDivisionError", "1.1")}
+    assert "ZeroDivisionError: division by zero" in result.exercise("1.1").message
+    assert "not in the notebook" in result.exercise("1.4").message
+
+
+@pytest.mark.slow
+def test_endless_loops_are_cut_and_grading_goes_on(batch):
+    result = batch["results"]["loops"]
+    assert [t["kind"] for t in result.timeouts] == ["cell"]
+    assert scores(result) == {**POINTS, "1.1": 0}
+    assert "did not return within 2 s" in result.exercise("1.1").message
+
+
+@pytest.mark.slow
+def test_corrupt_file_scores_zero_and_the_batch_goes_on(batch):
+    result = batch["results"]["corrupt"]
+    assert result.total == 0 and result.max_points == FULL
+    assert result.errors[0]["type"] == "UnreadableNotebook"
+    assert all("could not read the notebook" in e.message for e in result.exercises)
+    assert (batch["out"] / "corrupt" / "report.json").exists()
+
+
+@pytest.mark.slow
+def test_submission_folder_is_untouched(batch):
+    assert snapshot(batch["folder"]) == batch["before"]
+
+
+@pytest.mark.slow
+def test_reports_parse_and_carry_the_scores(batch):
+    for name, result in batch["results"].items():
+        folder = batch["out"] / name
+        assert not list(folder.glob("*.tmp")) and not list(folder.glob(".*"))  # atomic writes leave nothing behind
+        report = json.loads((folder / "report.json").read_text())
+        assert report["total"] == result.total and report["max"] == FULL
+        assert [(e["id"], e["points"], e["max_points"]) for e in report["exercises"]] == [
+            (e.id, e.points, e.max_points) for e in result.exercises
+        ]
+        assert all(e["title"] and e["message"] for e in report["exercises"])
+
+        gradescope = json.loads((folder / "results.json").read_text())
+        assert gradescope["score"] == result.total
+        assert sum(t["score"] for t in gradescope["tests"]) == result.total
+        assert sum(t["max_score"] for t in gradescope["tests"]) == FULL
+        assert all({"name", "score", "max_score", "output", "visibility"} <= set(t) for t in gradescope["tests"])
+
+        root = ET.parse(folder / "junit.xml").getroot()
+        cases = root.findall(".//testcase")
+        assert len(cases) == len(POINTS)
+        failed = [c for c in cases if c.find("failure") is not None]
+        assert len(failed) == sum(1 for e in result.exercises if not e.passed)
+        assert root.find("testsuite").get("failures") == str(len(failed))
+    one_wrong = ET.parse(batch["out"] / "one_wrong" / "junit.xml").getroot()
+    (failure,) = one_wrong.findall(".//failure")
+    assert failure.get("message").startswith("Exercise 1.2 failed")
+    # The executed copy is kept for the grader to read; the probe is not part of it.
+    executed = nbformat.read(batch["out"] / "correct" / "executed.ipynb", as_version=4)
+    assert "course-probe" not in json.dumps(executed)
+    assert executed.cells[2].metadata["tags"] == ["injected-parameters"]
+
+
+@pytest.mark.slow
+def test_summary_table(batch):
+    from course.grading import summary_table
+
+    table = summary_table(list(batch["results"].values()))
+    lines = table.splitlines()
+    assert lines[0].split()[:6] == ["submission", "score", "1.1", "1.2", "1.3", "1.4"]
+    row = next(line for line in lines if line.startswith("one_wrong "))
+    assert row.split()[1:6] == ["6/9", "2/2", "0/3", "2/2", "2/2"]
+
+
+# --- the command line (no kernel needed) ------------------------------------------------------
+
+
+def test_cli_grade_usage_errors(tmp_path, capsys):
+    assert main(["grade", str(tmp_path / "missing.ipynb"), "--out", str(tmp_path / "out")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    nb = tmp_path / "a.ipynb"
+    nb.write_text("{}")
+    assert main(["grade", str(nb), "--out", str(tmp_path / "out"), "--timeout", "0"]) == 2
+    assert main(["grade", str(nb), "--out", str(tmp_path / "out"), "--exercises", "9.9"]) == 2
+    with pytest.raises(SystemExit) as info:
+        main(["grade", str(nb)])  # --out is required
+    assert info.value.code == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_grade_of_an_unreadable_file_exits_zero(tmp_path, capsys):
+    bad = tmp_path / "subs" / "01_broken.ipynb"  # the NN_ prefix names the chapter
+    bad.parent.mkdir()
+    bad.write_text("not json")
+    assert main(["grade", str(bad.parent), "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "01_broken" / "report.json").read_text())
+    assert report["total"] == 0 and report["max"] == FULL
+    assert "01_broken" in capsys.readouterr().out  # the summary table
+
+
+def test_python_dash_m_entry_point():
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "course.cli", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "release" in done.stdout and "grade" in done.stdout
+
+
+# --- time limits and dead kernels -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hard_cases(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hard")
+    slow = chapter1()
+    for i in range(3):
+        slow.cells.insert(3 + i, new_code_cell("import time\ntime.sleep(2)"))
+    nbformat.write(slow, folder / "slow.ipynb")
+    stubborn = chapter1()  # swallows the grader's interrupt
+    stubborn.cells.insert(3, new_code_cell(
+        "import time\nwhile True:\n    try:\n        time.sleep(10)\n    except KeyboardInterrupt:\n        pass"))
+    nbformat.write(stubborn, folder / "stubborn.ipynb")
+    dies = chapter1()
+    dies.cells.insert(3, new_code_cell("import os\nos._exit(1)"))
+    nbformat.write(dies, folder / "dies.ipynb")
+    out = tmp_path_factory.mktemp("hard-grades")
+    results = grade(folder, out, timeout_s=5, cell_timeout_s=3, case_timeout_s=2, quiet=True)
+    return {r.name: r for r in results}
+
+
+@pytest.mark.slow
+def test_notebook_time_limit(hard_cases):
+    result = hard_cases["slow"]
+    assert result.total == 0 and result.max_points == FULL
+    assert [t["kind"] for t in result.timeouts] == ["cell", "notebook"]
+    assert "time limit" in result.exercise("1.1").message
+
+
+@pytest.mark.slow
+def test_kernel_that_ignores_interrupts(hard_cases):
+    result = hard_cases["stubborn"]
+    assert result.total == 0 and result.timeouts[0]["cell"] == 3
+    assert all("did not stop after cell 3 was interrupted" in e.message for e in result.exercises)
+
+
+@pytest.mark.slow
+def test_kernel_that_dies(hard_cases):
+    result = hard_cases["dies"]
+    assert result.total == 0
+    assert result.errors == [{"cell": 3, "exercise": None, "part": None, "type": "DeadKernelError",
+                              "message": "the kernel died while running cell 3"}]
+    assert all("the kernel died" in e.message for e in result.exercises)
+
+
+# --- the real course --------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL_SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_SOLUTIONS, reason="no solution notebook in solutions/ yet")
+@pytest.mark.parametrize("path", REAL_SOLUTIONS, ids=lambda p: p.name)
+def test_real_solution_notebook_gets_full_marks(path, tmp_path):
+    (result,) = grade([path], tmp_path, timeout_s=300, cell_timeout_s=120, quiet=True)
+    assert result.max_points > 0
+    assert result.total == result.max_points, "\n".join(e.message for e in result.exercises if not e.passed)
+    assert result.errors == [] and result.timeouts == []

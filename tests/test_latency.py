@@ -1,0 +1,159 @@
+"""course.latency.measure: behaviour only (never absolute times: this machine is shared)."""
+
+import re
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from course.latency import Timing, environment, measure
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_sixteen_times_the_macs_measures_slower():
+    # 16x the MACs: 32 -> 32 channels vs 128 -> 128, same 3x3 kernel and 32x32 map (~10x the
+    # time unloaded). One thread: two OpenMP threads on a busy 2-core machine can stall for
+    # tens of ms. Best of two medians: other programs only ever add time.
+    def best_median(channels):
+        conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        x = torch.randn(1, channels, 32, 32)
+        return min(measure(conv, x, threads=1, budget_s=0.2).median_s for _ in range(2))
+
+    small, big = best_median(32), best_median(128)
+    assert big > 3 * small, (small, big)
+
+
+def test_timing_fields_and_formatting():
+    timing = measure(nn.Linear(64, 64), torch.randn(8, 64), budget_s=0.1)
+    assert isinstance(timing, Timing)
+    assert timing.runs >= 1 and timing.median_s > 0 and timing.iqr_s >= 0
+    assert timing.device == "cpu" and timing.threads == torch.get_num_threads()
+    assert timing.median_ms == pytest.approx(timing.median_s * 1e3)
+    assert timing.iqr_ms == pytest.approx(timing.iqr_s * 1e3)
+    assert timing.noisy == (timing.iqr_s > 0.1 * timing.median_s)
+    d = timing.as_dict()
+    assert {"median_s", "iqr_s", "median_ms", "iqr_ms", "runs", "device", "threads", "noisy"} <= set(d)
+    assert re.fullmatch(r"[\d.]+ (s|ms|µs|ns) ± [\d.]+ \(IQR, \d+ runs?, cpu, \d+ threads?(, noisy)?\)", str(timing))
+    with pytest.raises(Exception):
+        timing.median_s = 1.0  # frozen
+
+
+def test_str_units_and_decimals():
+    t = Timing(median_s=1.234e-3, iqr_s=0.04e-3, runs=120, device="cpu", threads=2)
+    assert str(t) == "1.23 ms ± 0.04 (IQR, 120 runs, cpu, 2 threads)"
+    assert str(Timing(5e-6, 1e-6, 1, "cuda:0", 1)) == "5.00 µs ± 1.00 (IQR, 1 run, cuda:0, 1 thread, noisy)"
+
+
+def test_threads_set_during_and_restored_after():
+    torch.set_num_threads(2)
+    seen = []
+    measure(lambda x: seen.append(torch.get_num_threads()) or x, torch.ones(1), threads=1, budget_s=0.05)
+    assert set(seen) == {1}
+    assert torch.get_num_threads() == 2
+
+
+def test_threads_restored_after_exception():
+    torch.set_num_threads(2)
+
+    def broken(x):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        measure(broken, torch.ones(1), threads=1, budget_s=0.05)
+    assert torch.get_num_threads() == 2
+
+
+def test_runs_under_inference_mode():
+    modes = []
+    measure(lambda: modes.append(torch.is_inference_mode_enabled()), budget_s=0.02)
+    assert modes and all(modes)
+
+
+def test_function_and_module_both_accepted():
+    x = torch.randn(32, 32)
+    assert measure(lambda a: a @ a, x, budget_s=0.05).runs >= 1
+    assert measure(nn.ReLU(), x, budget_s=0.05).runs >= 1
+    assert measure(torch.matmul, x, x, budget_s=0.05).runs >= 1
+
+
+@pytest.mark.parametrize("budget", [0.05, 0.2])
+def test_budget_respected_for_fast_calls(budget):
+    x = torch.randn(64, 64)
+    start = time.perf_counter()
+    timing = measure(lambda a: a @ a, x, budget_s=budget, threads=1)  # no OpenMP stalls
+    wall = time.perf_counter() - start
+    assert wall < budget + 0.25, wall  # generous: the machine is shared
+    assert timing.runs > 10
+
+
+@pytest.mark.parametrize("call_s", [0.03, 0.08, 0.15])
+def test_budget_overrun_at_most_one_slow_call(call_s):
+    budget = 0.1
+    start = time.perf_counter()
+    timing = measure(lambda: time.sleep(call_s), budget_s=budget)
+    wall = time.perf_counter() - start
+    assert wall < budget + call_s + 0.05, wall
+    assert timing.runs >= 1 and timing.median_s >= call_s * 0.9
+
+
+def test_min_runs_is_honoured_even_over_budget():
+    timing = measure(lambda: time.sleep(0.02), budget_s=0.01, min_runs=3)
+    assert timing.runs >= 3
+
+
+def test_device_none_follows_inputs_and_cpu_accepted():
+    conv = nn.Conv2d(3, 8, 3)
+    assert measure(conv, torch.randn(1, 3, 16, 16), budget_s=0.05).device == "cpu"
+    assert measure(conv, torch.randn(1, 3, 16, 16), device="cpu", budget_s=0.05).device == "cpu"
+    assert measure(lambda: None, budget_s=0.02).device == "cpu"  # nothing to follow: cpu
+
+
+@pytest.mark.parametrize("device", ["banana", "tpu", "cuda:99"])
+def test_bad_device_raises_value_error(device):
+    with pytest.raises(ValueError, match="device"):
+        measure(nn.ReLU(), torch.ones(4), device=device, budget_s=0.05)
+
+
+def test_unavailable_accelerators_raise_value_error():
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cuda"):
+            measure(nn.ReLU(), torch.ones(4), device="cuda", budget_s=0.05)
+    if not torch.backends.mps.is_available():
+        with pytest.raises(ValueError, match="mps"):
+            measure(nn.ReLU(), torch.ones(4), device="mps", budget_s=0.05)
+
+
+@pytest.mark.parametrize("value", [0, -1.0])
+def test_bad_budget_raises(value):
+    with pytest.raises(ValueError, match="budget_s"):
+        measure(nn.ReLU(), torch.ones(4), budget_s=value)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_moves_module_and_inputs():
+    conv = nn.Conv2d(16, 16, 3, padding=1)
+    timing = measure(conv, torch.randn(1, 16, 32, 32), device="cuda", budget_s=0.2)
+    assert timing.device.startswith("cuda") and timing.runs >= 1
+    assert next(conv.parameters()).is_cuda
+
+
+@pytest.mark.skipif(not torch.backends.mps.is_available(), reason="no MPS device")
+def test_mps_moves_module_and_inputs():
+    conv = nn.Conv2d(16, 16, 3, padding=1)
+    timing = measure(conv, torch.randn(1, 16, 32, 32), device="mps", budget_s=0.2)
+    assert timing.device == "mps" and timing.runs >= 1
+
+
+def test_environment_stamp():
+    env = environment()
+    assert env["torch"] == torch.__version__
+    assert env["threads"] == torch.get_num_threads()
+    assert env["cpu_count"] >= 1 and env["device_name"]
+    assert environment("cpu")["device"] == "cpu"
