@@ -24,7 +24,18 @@ from course.exercises.core import (
     list_exercises,
     register,
 )
-from course.exercises import ch01  # noqa: F401  (registers the Chapter 1 exercises)
+
+def _register_chapters() -> None:
+    """Import every ``course.exercises.chNN`` module: each registers its chapter's exercises."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("ch") and info.name[2:].isdigit():
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_register_chapters()
 
 __all__ = [
     "FUNCTION",

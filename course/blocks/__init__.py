@@ -1,0 +1,1 @@
+"""Reference building blocks, one file per topic; each a plain ``nn.Module`` readable in one screen."""
