@@ -94,6 +94,14 @@ MOVES_DATA = set(
 )
 
 
+#: Operators whose extra outputs are statistics kept for the backward pass: only the first
+#: output is written at inference.
+FIRST_OUTPUT_ONLY = {
+    "native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
+    "native_layer_norm", "native_group_norm",
+}
+
+
 def _prod(values: Sequence[int]) -> int:
     return math.prod(int(v) for v in values)
 
@@ -157,6 +165,19 @@ def _attention_macs(args, out) -> tuple:
     return scores * (E + Ev), scores * (ARITHMETIC_CHARGE + SOFTMAX_CHARGE)
 
 
+#: The fused attention kernels (their extra outputs, e.g. log-sum-exp, are for the backward pass).
+ATTENTION_KERNELS = {
+    "scaled_dot_product_attention",
+    "_scaled_dot_product_flash_attention_for_cpu",
+    "_scaled_dot_product_flash_attention",
+    "_scaled_dot_product_efficient_attention",
+    "_scaled_dot_product_cudnn_attention",
+    "_scaled_dot_product_fused_attention_overrideable",
+    "_flash_attention_forward",
+    "_efficient_attention_forward",
+}
+FIRST_OUTPUT_ONLY |= ATTENTION_KERNELS
+
 #: MAC operators: name -> function(args, first output) -> (MACs, element-wise ops).
 MAC_OPS: Dict[str, Callable] = {
     "convolution": _conv_macs,
@@ -169,15 +190,8 @@ MAC_OPS: Dict[str, Callable] = {
     "dot": _dot_macs,
     "vdot": _dot_macs,
     "linear": _linear_macs,
-    "scaled_dot_product_attention": _attention_macs,
-    "_scaled_dot_product_flash_attention_for_cpu": _attention_macs,
-    "_scaled_dot_product_flash_attention": _attention_macs,
-    "_scaled_dot_product_efficient_attention": _attention_macs,
-    "_scaled_dot_product_cudnn_attention": _attention_macs,
-    "_scaled_dot_product_fused_attention_overrideable": _attention_macs,
-    "_flash_attention_forward": _attention_macs,
-    "_efficient_attention_forward": _attention_macs,
 }
+MAC_OPS.update(dict.fromkeys(ATTENTION_KERNELS, _attention_macs))
 
 
 def op_name(func) -> str:

@@ -59,6 +59,7 @@ class CostReport:
         module_calls: Dict[str, int],
         module_order: Sequence[str],
         out_shape: Tuple[int, ...] = (),
+        notes: Sequence[str] = (),
     ):
         self.records = list(records)
         self._params = dict(params)
@@ -66,6 +67,7 @@ class CostReport:
         self._calls = dict(module_calls)
         self._order = list(module_order)
         self.out_shape = tuple(out_shape)
+        self.notes = list(notes)  # how the count was made, when it matters (e.g. a real-run fallback)
 
     # --- totals -----------------------------------------------------------------------------
     @property
@@ -214,6 +216,7 @@ class CostReport:
 
     def _notes(self) -> List[str]:
         notes = ["MACs: multiply-accumulates (FLOPs = 2 x MACs). elem. ops: element-wise work, not MACs."]
+        notes += [f"Note: {note}" for note in self.notes]
         if self.uncounted:
             listed = ", ".join(f"{op} x{n}" for op, n in sorted(self.uncounted.items()))
             notes.append(f"Not costed (unknown to the counter): {listed}")
