@@ -28,5 +28,9 @@ test-fast: install
 release: install
 	$(VENV)/bin/course release
 
+# The speed budget (counter, explorer, import, notebooks): one table; not part of `make test`.
+bench: install
+	$(PY) benchmarks/run.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
