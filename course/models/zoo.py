@@ -17,7 +17,7 @@ class Paper:
     """A model's published numbers, with where they come from.
 
     Attributes:
-        params_m: parameters, in millions.
+        params_m: parameters, in millions (None when the paper does not publish them).
         macs_g: multiply-accumulates per image at ``input_size``, in G (papers often print
             these as "FLOPs"; ``convention`` says what the paper wrote).
         top1: ImageNet-1k top-1 accuracy, in percent (None when not published).
@@ -26,7 +26,7 @@ class Paper:
         convention: how the paper names its cost column, e.g. "MFLOPs (= multiply-adds)".
     """
 
-    params_m: float
+    params_m: Optional[float]
     macs_g: float
     top1: Optional[float]
     citation: str
