@@ -1,0 +1,364 @@
+"""Chapter 4 (bottlenecks): MobileNetV1's cost split, MACs vs measured time by operator type,
+and the inverted-residual explorer.
+
+* :func:`mobilenetv1_cost_by_type` -- MobileNetV1's MACs and parameters by layer type, from the
+  formulas (the paper's Table 2 in a few lines): why V1 was unbalanced.
+* :func:`operator_shares` -- for any model, the share of MACs (the counter) and the share of
+  measured CPU time (``torch.profiler``) held by each operator type.
+* :func:`share_figure` -- the two shares side by side.
+* :func:`block_explorer` -- expansion ratio, kernel size, SE on/off, activation: the block's
+  cost (formula vs counter) and its measured latency.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from course.blocks.bottleneck import InvertedResidual, make_divisible
+from course.cost import Cost, conv2d, count, linear
+from course.cost.bottleneck import inverted_residual
+
+__all__ = [
+    "CATEGORIES",
+    "MOBILENETV1_SEPARABLE",
+    "OperatorShare",
+    "block_explorer",
+    "mobilenetv1_cost_by_type",
+    "module_category",
+    "operator_shares",
+    "share_figure",
+    "shares_table",
+]
+
+# --- MobileNetV1, from the formulas ------------------------------------------------------------
+
+#: MobileNetV1 1.0 (Howard et al. 2017, Table 1): the 13 separable layers as
+#: (input size H, input channels N, output channels M, stride of the depthwise conv).
+MOBILENETV1_SEPARABLE: List[Tuple[int, int, int, int]] = (
+    [(112, 32, 64, 1), (112, 64, 128, 2), (56, 128, 128, 1), (56, 128, 256, 2), (28, 256, 256, 1), (28, 256, 512, 2)]
+    + [(14, 512, 512, 1)] * 5
+    + [(14, 512, 1024, 2), (7, 1024, 1024, 1)]
+)
+
+
+def mobilenetv1_cost_by_type(num_classes: int = 1000) -> Dict[str, Cost]:
+    """MobileNetV1 1.0 at 224, summed by layer type (bias-free convs; BN not counted, as in
+    the paper): ``{"conv 1x1": ..., "depthwise 3x3": ..., "conv 3x3 (stem)": ...,
+    "fully connected": ...}``.
+
+    Per separable layer the 1x1 conv costs ``H'W'·N·M`` and the depthwise ``H'W'·9·N``:
+    a ratio ``M / 9``, i.e. 7x to 114x in V1. So 95% of the MACs sit in the 1x1 convs
+    (the paper's Table 2: 94.86% of Mult-Adds, 74.59% of parameters).
+    """
+    by_type = {
+        "conv 1x1": Cost(),
+        "depthwise 3x3": Cost(),
+        "conv 3x3 (stem)": conv2d(224, 224, 3, 32, 3, stride=2, bias=False),
+        "fully connected": linear(1024, num_classes),
+    }
+    for H, N, M, stride in MOBILENETV1_SEPARABLE:
+        depthwise = conv2d(H, H, N, N, 3, stride=stride, groups=N, bias=False)
+        H_out = depthwise.out_shape[2]
+        by_type["depthwise 3x3"] = by_type["depthwise 3x3"] + depthwise
+        by_type["conv 1x1"] = by_type["conv 1x1"] + conv2d(H_out, H_out, N, M, 1, bias=False)
+    return by_type
+
+
+# --- MACs vs time by operator type ---------------------------------------------------------
+
+#: The operator types of :func:`operator_shares`, in display order.
+CATEGORIES = (
+    "1x1 conv",
+    "depthwise conv",
+    "dense conv (KxK)",
+    "linear",
+    "batch norm",
+    "activation",
+    "add (residual)",
+    "mean (pool, SE squeeze)",
+    "mul (SE scale)",
+    "other ops",
+    "overhead (Python, dispatch)",
+)
+
+_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.SiLU, nn.GELU, nn.Hardtanh)
+
+#: ATen operators called outside the modules (in a ``forward``), by profiler name.
+_OP_CATEGORY = {
+    "aten::add": "add (residual)",
+    "aten::add_": "add (residual)",
+    "aten::mean": "mean (pool, SE squeeze)",
+    "aten::adaptive_avg_pool2d": "mean (pool, SE squeeze)",
+    "aten::mul": "mul (SE scale)",
+    "aten::mul_": "mul (SE scale)",
+}
+
+_PREFIX = "ch04::"
+_ROOT = _PREFIX + "forward"
+
+
+def module_category(module: nn.Module) -> Optional[str]:
+    """The operator type of a leaf module (``None`` for containers and other modules).
+
+    ``nn.Conv2d`` is a "depthwise conv" when ``groups == in_channels > 1``, a "1x1 conv" when
+    its kernel is 1x1, else a "dense conv (KxK)".
+    """
+    if isinstance(module, nn.Conv2d):
+        if module.groups > 1 and module.groups == module.in_channels:
+            return "depthwise conv"
+        return "1x1 conv" if tuple(module.kernel_size) == (1, 1) else "dense conv (KxK)"
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return "batch norm"
+    if isinstance(module, _ACTIVATIONS):
+        return "activation"
+    return None
+
+
+@dataclass(frozen=True)
+class OperatorShare:
+    """One operator type's share of a model's MACs and of its measured time.
+
+    Attributes:
+        category: one of :data:`CATEGORIES`.
+        calls: operator calls per forward pass (modules, or ATen calls outside modules).
+        macs: multiply-accumulates per forward pass (the counter's).
+        macs_pct: share of the model's MACs, in percent.
+        time_ms: measured CPU time per forward pass, in ms (inclusive of what it calls).
+        time_pct: share of the measured forward time, in percent.
+    """
+
+    category: str
+    calls: int
+    macs: int
+    macs_pct: float
+    time_ms: float
+    time_pct: float
+
+
+def _labelled(model: nn.Module):
+    """Forward hooks that open a ``record_function("ch04::<category>")`` around each leaf module."""
+    from torch.autograd.profiler import record_function
+
+    handles, open_ranges = [], []
+
+    def pre(label):
+        def hook(module, args):
+            scope = record_function(_PREFIX + label)
+            scope.__enter__()
+            open_ranges.append(scope)
+
+        return hook
+
+    def post(module, args, output):
+        open_ranges.pop().__exit__(None, None, None)
+
+    for _, module in model.named_modules():
+        label = module_category(module)
+        if label is not None:
+            handles.append(module.register_forward_pre_hook(pre(label)))
+            handles.append(module.register_forward_hook(post, always_call=True))
+    return handles
+
+
+@contextmanager
+def _native_stderr_silenced():
+    """Send the process's own stderr (file descriptor 2) to /dev/null for a moment: the
+    profiler's native library prints start/stop lines there, which would land in notebooks."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _time_by_category(model: nn.Module, x: torch.Tensor, runs: int, warmup: int) -> Tuple[Dict[str, float], Dict[str, int]]:
+    """CPU microseconds and calls per category, summed over ``runs`` profiled forward passes."""
+    from torch.autograd.profiler import record_function
+    from torch.profiler import ProfilerActivity, profile
+
+    handles = _labelled(model)
+    try:
+        with torch.inference_mode():
+            for _ in range(warmup):
+                model(x)
+            with _native_stderr_silenced():
+                with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
+                    for _ in range(runs):
+                        with record_function(_ROOT):
+                            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    time_us: Dict[str, float] = defaultdict(float)
+    calls: Dict[str, int] = defaultdict(int)
+    roots = [e for e in prof.events() if e.name == _ROOT]
+    if len(roots) != runs:
+        raise RuntimeError(f"the profiler recorded {len(roots)} forward passes, expected {runs}")
+    for root in roots:
+        inside = 0.0
+        for child in root.cpu_children:
+            if child.name.startswith(_PREFIX):
+                category = child.name[len(_PREFIX):]
+            else:
+                category = _OP_CATEGORY.get(child.name, "other ops")
+            time_us[category] += child.cpu_time_total
+            calls[category] += 1
+            inside += child.cpu_time_total
+        time_us["overhead (Python, dispatch)"] += max(0.0, root.cpu_time_total - inside)
+    return time_us, calls
+
+
+def operator_shares(
+    model: nn.Module,
+    x: torch.Tensor,
+    runs: int = 5,
+    warmup: int = 2,
+    threads: Optional[int] = None,
+) -> List[OperatorShare]:
+    """Share of the MACs and share of the measured CPU time, by operator type (:data:`CATEGORIES`).
+
+    MACs come from :func:`course.cost.count`, charged to each leaf module's type by
+    :func:`module_category`; MACs of operators a ``forward`` calls directly go to "other ops".
+    Time comes from ``torch.profiler`` (CPU activity, ``record_shapes=False``) over ``runs``
+    forward passes after ``warmup`` unprofiled ones: each leaf module runs inside a labelled
+    range, and each ATen call outside a module (the residual add, the pooling mean, the SE
+    product) is sorted by its name. What the forward pass spends outside every operator
+    (Python, module calls, the hooks themselves) is "overhead (Python, dispatch)". Both
+    shares sum to 100%; the time includes the profiler's own overhead, so read the shares, not
+    the absolute times.
+
+    Args:
+        model: the network (run in eval mode, under ``torch.inference_mode``).
+        x: its input, e.g. ``torch.randn(1, 3, 224, 224)``; on CPU (the profile is of the CPU).
+        runs, warmup: profiled and unprofiled forward passes.
+        threads: ``torch.set_num_threads`` for the measurement (restored afterwards).
+
+    Returns:
+        One :class:`OperatorShare` per type that has MACs or time, in :data:`CATEGORIES` order.
+    """
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
+    if x.device.type != "cpu":
+        raise ValueError(f"x must be on the CPU (this is a CPU profile), got device {x.device}")
+    was_training = model.training
+    model.eval()
+    previous = torch.get_num_threads()
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        report = count(model, x)
+        macs: Dict[str, int] = defaultdict(int)
+        module_calls: Dict[str, int] = defaultdict(int)
+        for name, module in model.named_modules():
+            category = module_category(module)
+            if category is not None:
+                macs[category] += report.module_cost(name).macs
+        macs["other ops"] += report.macs - sum(macs.values())
+        time_us, calls = _time_by_category(model, x, runs, warmup)
+    finally:
+        torch.set_num_threads(previous)
+        model.train(was_training)
+    total_time = sum(time_us.values())
+    total_macs = report.macs
+    shares = []
+    for category in CATEGORIES:
+        if not macs.get(category) and not time_us.get(category):
+            continue
+        shares.append(
+            OperatorShare(
+                category=category,
+                calls=calls.get(category, 0) // runs,
+                macs=macs.get(category, 0),
+                macs_pct=100.0 * macs.get(category, 0) / total_macs if total_macs else 0.0,
+                time_ms=time_us.get(category, 0.0) / runs / 1e3,
+                time_pct=100.0 * time_us.get(category, 0.0) / total_time if total_time else 0.0,
+            )
+        )
+    return shares
+
+
+def shares_table(shares: List[OperatorShare]) -> str:
+    """A plain-text table of :func:`operator_shares`."""
+    lines = [f"{'operator type':28s} {'calls':>5s} {'MACs':>12s} {'% MACs':>7s} {'ms':>7s} {'% time':>7s}"]
+    for s in shares:
+        lines.append(f"{s.category:28s} {s.calls:5d} {s.macs:12,d} {s.macs_pct:6.1f}% {s.time_ms:7.2f} {s.time_pct:6.1f}%")
+    total_ms = sum(s.time_ms for s in shares)
+    lines.append(f"{'total':28s} {'':5s} {sum(s.macs for s in shares):12,d} {100.0:6.1f}% {total_ms:7.2f} {100.0:6.1f}%")
+    return "\n".join(lines)
+
+
+
+def share_figure(shares: List[OperatorShare], title: str = "share of MACs vs share of measured time"):
+    """Horizontal bars per operator type: % of MACs next to % of measured time. Returns the Figure."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 0.45 * len(shares) + 1.2), layout="constrained")
+    ax = fig.add_subplot()
+    rows = list(reversed(shares))
+    y = range(len(rows))
+    ax.barh([i + 0.2 for i in y], [s.macs_pct for s in rows], height=0.4, label="% of MACs")
+    ax.barh([i - 0.2 for i in y], [s.time_pct for s in rows], height=0.4, label="% of time")
+    ax.set_yticks(list(y), [s.category for s in rows])
+    ax.set_xlabel("percent of the model's total")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right")
+    ax.grid(True, axis="x", alpha=0.3)
+    return fig
+
+
+# --- the explorer ------------------------------------------------------------------------------
+
+_ACT = {"ReLU6": nn.ReLU6, "Hardswish": nn.Hardswish}
+
+
+def block_config(c: dict) -> dict:
+    """The block arguments of an explorer configuration: ``mid = expansion·N``, ``R =
+    make_divisible(mid / 4)`` with SE (MobileNetV3's rule), stride 1, ``M = N``."""
+    N, mid = c["N"], c["expansion"] * c["N"]
+    return dict(N=N, M=N, mid=mid, K=c["K"], R=make_divisible(mid / 4) if c["SE"] == "on" else 0)
+
+
+def block_explorer(measure: bool = True, budget_s: float = 0.3):
+    """Chapter 4: one inverted residual (``M = N``, stride 1, so with the skip connection).
+
+    Controls: ``expansion`` (t), ``K`` (depthwise kernel), ``SE`` (off/on), ``act``
+    (ReLU6/hard-swish), ``H`` (= W), ``N``. The formula is
+    :func:`course.cost.bottleneck.inverted_residual`; the input a seeded ``torch.randn(1, N, H, H)``.
+    """
+    from course.widgets import Explorer
+
+    def build(c):
+        a = block_config(c)
+        block = InvertedResidual(a["N"], a["M"], a["mid"], K=a["K"], act=_ACT[c["act"]], R=a["R"], se_gate=nn.Hardsigmoid)
+        x = torch.randn(1, c["N"], c["H"], c["H"], generator=torch.Generator().manual_seed(0))
+        return block.eval(), (x,)
+
+    def formula(c):
+        a = block_config(c)
+        return inverted_residual(c["H"], c["H"], a["N"], a["M"], a["mid"], a["K"], 1, a["R"])
+
+    controls = {
+        "expansion": {"options": [1, 2, 3, 4, 6], "default": 6},
+        "K": [3, 5, 7],
+        "SE": ["off", "on"],
+        "act": ["ReLU6", "Hardswish"],
+        "H": (8, 56, 4, 28),
+        "N": {"options": [16, 24, 40, 80, 112], "default": 40},
+    }
+    return Explorer(controls, build, formula, measure=measure, budget_s=budget_s,
+                    title="Chapter 4: one inverted residual (expansion, kernel, SE)")

@@ -1,0 +1,85 @@
+"""MnasNet-A1 at 224x224, built from :class:`course.blocks.bottleneck.MBConv`.
+
+timm's ``mnasnet_100`` is MnasNet-**B1** (no SE); MnasNet-A1 is ``semnasnet_100``.
+"""
+
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import torch
+from torch import nn
+
+from course.blocks.bottleneck import ConvBNAct, MBConv
+from course.models.mobilenetv2 import copy_timm_weights
+from course.models.zoo import Paper, register_model
+
+__all__ = ["MnasNetA1"]
+
+#: Tan et al. 2019, Figure 7(a): (t expansion, K kernel, c channels, n repeats, s stride, SE ratio).
+#: t = 1 is the "SepConv" block (depthwise + linear 1x1, no expansion conv).
+MNASNET_A1_STAGES: List[Tuple[int, int, int, int, int, float]] = [
+    (1, 3, 16, 1, 1, 0.0),
+    (6, 3, 24, 2, 2, 0.0),
+    (3, 5, 40, 3, 2, 0.25),
+    (6, 3, 80, 4, 2, 0.0),
+    (6, 3, 112, 2, 1, 0.25),
+    (6, 5, 160, 3, 2, 0.25),
+    (6, 3, 320, 1, 1, 0.0),
+]
+
+
+class MnasNetA1(nn.Module):
+    """MnasNet-A1 (Tan et al., CVPR 2019, Figure 7(a)), ReLU throughout, SE with a sigmoid gate
+    and a squeeze width of a quarter of each block's *input* channels.
+
+    stem 3x3 conv 32 stride 2 -> SepConv 16 -> MBConv stages of Figure 7(a) -> 1x1 conv
+    320 -> 1280 -> global average pool -> linear. ``(B, 3, 224, 224) -> (B, num_classes)``.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+    ):
+        super().__init__()
+        self.stem = ConvBNAct(3, 32, 3, stride=2, act=nn.ReLU)
+        blocks, N = [], 32
+        for t, K, c, n, s, se_ratio in MNASNET_A1_STAGES:
+            for i in range(n):
+                blocks.append(MBConv(N, c, expansion=t, K=K, stride=s if i == 0 else 1, se_ratio=se_ratio))
+                N = c
+        self.blocks = nn.Sequential(*blocks)
+        self.head = ConvBNAct(N, 1280, 1, act=nn.ReLU)
+        self.classifier = nn.Linear(1280, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 3, 224, 224)
+        x = self.stem(x)  # (B, 32, 112, 112)
+        x = self.blocks(x)  # (B, 320, 7, 7)
+        x = self.head(x)  # (B, 1280, 7, 7)
+        x = x.mean((2, 3))  # (B, 1280)
+        return self.classifier(x)  # (B, num_classes)
+
+
+@register_model(
+    "mnasnet_a1",
+    twin="timm:semnasnet_100",
+    paper=Paper(
+        params_m=3.9,
+        macs_g=0.312,
+        top1=75.2,
+        citation=(
+            "M. Tan, B. Chen, R. Pang, V. Vasudevan, M. Sandler, A. Howard, Q. V. Le, \"MnasNet: "
+            "Platform-Aware Neural Architecture Search for Mobile,\" CVPR 2019, Table 1 "
+            "(MnasNet-A1: 75.2% top-1, 3.9M parameters, 312M multiply-adds)."
+        ),
+        input_size=224,
+        convention="Mult-Adds (multiply-adds = MACs)",
+    ),
+    family="MnasNet",
+    chapter=4,
+    twin_weights=copy_timm_weights,
+)
+def mnasnet_a1(num_classes: int = 1000) -> MnasNetA1:
+    """MnasNet-A1 at 224: 3,887,038 parameters and 311.6M MACs (SE and classifier included),
+    exactly timm's ``semnasnet_100``; the paper prints 3.9M and 312M."""
+    return MnasNetA1(num_classes)

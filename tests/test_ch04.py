@@ -1,0 +1,328 @@
+"""Chapter 4 (bottlenecks): blocks, closed-form costs, MobileNetV2/V3 and MnasNet-A1 against
+their timm twins and the papers, the chapter's helpers, its exercises and grading round trip.
+
+Oracles: the course counter (formulas must equal it exactly), torchvision's ResNet
+``Bottleneck``, timm's ``mobilenetv2_100``, ``mobilenetv3_large_100``, ``mobilenetv3_small_100``
+and ``semnasnet_100`` (parameter counts, outputs after a weight copy), the papers' tables
+(MACs within 2%; MobileNetV1's Table 2 shares), and hand-derived numbers.
+"""
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from course.blocks.bottleneck import (
+    ConvBNAct,
+    InvertedResidual,
+    MBConv,
+    MobileNetV3Block,
+    ResNetBottleneck,
+    SqueezeExcite,
+    make_divisible,
+)
+from course.cost import bottleneck as cb
+from course.cost import count
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ["mobilenetv2_100", "mobilenetv3_large_100", "mobilenetv3_small_100", "mnasnet_a1"]
+
+
+def seeded(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def randomize(module: nn.Module, seed: int = 1) -> nn.Module:
+    """Random weights *and* BN statistics, so a wrong mapping cannot hide behind BN's defaults."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+        for m in module.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    return module.eval()
+
+
+# --- blocks: formula == counter ------------------------------------------------------------------
+
+BLOCK_CASES = [
+    # (block, input shape, formula)
+    (lambda: InvertedResidual(24, 24, 144), (1, 24, 28, 28), lambda: cb.inverted_residual(28, 28, 24, 24, 144)),
+    (lambda: InvertedResidual(32, 16, 32), (2, 32, 16, 16), lambda: cb.inverted_residual(16, 16, 32, 16, 32, batch=2)),
+    (lambda: InvertedResidual(16, 24, 96, K=3, stride=2), (1, 16, 15, 17),
+     lambda: cb.inverted_residual(15, 17, 16, 24, 96, 3, 2)),
+    (lambda: MBConv(24, 40, expansion=3, K=5, stride=2, se_ratio=0.25), (1, 24, 28, 28),
+     lambda: cb.mbconv(28, 28, 24, 40, 3, 5, 2, 0.25)),
+    (lambda: MBConv(80, 80, expansion=6, K=3, se_ratio=0.0), (1, 80, 14, 14), lambda: cb.mbconv(14, 14, 80, 80, 6, 3)),
+    (lambda: MobileNetV3Block(40, 40, 120, K=5, se=True), (1, 40, 14, 14),
+     lambda: cb.mobilenetv3_block(14, 14, 40, 40, 120, 5, 1, True)),
+    (lambda: MobileNetV3Block(16, 16, 16, K=3, stride=2, se=True, act=nn.ReLU), (1, 16, 112, 112),
+     lambda: cb.mobilenetv3_block(112, 112, 16, 16, 16, 3, 2, True)),
+    (lambda: SqueezeExcite(72, 24), (3, 72, 7, 9), lambda: cb.squeeze_excite(7, 9, 72, 24, batch=3)),
+    (lambda: ResNetBottleneck(64, 64), (1, 64, 28, 28), lambda: cb.resnet_bottleneck(28, 28, 64, 64)),
+    (lambda: ResNetBottleneck(256, 64), (1, 256, 14, 14), lambda: cb.resnet_bottleneck(14, 14, 256, 64)),
+    (lambda: ResNetBottleneck(256, 128, stride=2), (1, 256, 15, 15), lambda: cb.resnet_bottleneck(15, 15, 256, 128, 2)),
+]
+
+
+@pytest.mark.parametrize("make_block, shape, formula", BLOCK_CASES)
+def test_block_formula_equals_counter_on_every_field(make_block, shape, formula):
+    block = make_block()
+    counted = count(block, seeded(*shape)).total
+    assert counted == formula()  # macs, params, element-wise, activations, bytes, out_shape
+    assert counted.params == sum(p.numel() for p in block.parameters())
+
+
+def test_formulas_by_hand():
+    # MobileNetV2 block, 56x56, 24 -> 24, t = 6: 56²·24·144 + 56²·9·144 + 56²·144·24.
+    assert cb.inverted_residual(56, 56, 24, 24, 144).macs == 56 * 56 * 144 * (24 + 9 + 24)
+    # SE on 480 channels squeezed to 120: two 1x1 convs on the pooled vector.
+    se = cb.squeeze_excite(14, 14, 480, 120)
+    assert (se.macs, se.params) == (2 * 480 * 120, 2 * 480 * 120 + 120 + 480)
+    # ResNet-50's conv2_x bottleneck: 56²·(256·64 + 9·64² + 64·256) MACs.
+    assert cb.resnet_bottleneck(56, 56, 256, 64).macs == 56 * 56 * (256 * 64 + 9 * 64 * 64 + 64 * 256)
+    assert [make_divisible(v) for v in (18, 30, 4, 60, 36, 88.08, 120)] == [24, 32, 8, 64, 40, 88, 120]
+    assert all(cb.se_width(mid) == make_divisible(mid / 4) for mid in range(1, 1200))
+
+
+def test_resnet_bottleneck_matches_torchvision():
+    from torchvision.models.resnet import Bottleneck
+
+    for N, mid, stride in ((256, 64, 1), (256, 128, 2)):
+        M = 4 * mid
+        downsample = nn.Sequential(nn.Conv2d(N, M, 1, stride, bias=False), nn.BatchNorm2d(M)) if (stride, N) != (1, M) else None
+        twin = randomize(Bottleneck(N, mid, stride, downsample=downsample))
+        ours = ResNetBottleneck(N, mid, stride).eval()
+        assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in twin.parameters())
+        ours.load_state_dict(twin.state_dict())  # same names, same order
+        x = seeded(1, N, 16, 16)
+        with torch.no_grad():
+            assert torch.allclose(ours(x), twin(x), atol=1e-5, rtol=0)
+
+
+def test_inverted_residual_structure():
+    block = InvertedResidual(24, 24, 144)
+    assert block.has_skip and isinstance(block.project, ConvBNAct) and not hasattr(block.project, "act")
+    assert isinstance(InvertedResidual(32, 16, 32).expand, nn.Identity)  # t = 1: no expansion conv
+    assert not InvertedResidual(16, 24, 96, stride=2).has_skip
+    assert MBConv(24, 40, 3, 5, 2, 0.25).se.reduce.out_channels == 6  # a quarter of the input width
+    assert MobileNetV3Block(24, 40, 72, 5, 2, se=True).se.reduce.out_channels == 24  # make_divisible(72 / 4)
+    assert isinstance(MobileNetV3Block(24, 40, 72, se=True).se.gate, nn.Hardsigmoid)
+
+
+@pytest.mark.parametrize(
+    "build, name",
+    [
+        (lambda: InvertedResidual(0, 16, 32), "N"),
+        (lambda: InvertedResidual(16, 16, 32, K=4), "K"),
+        (lambda: InvertedResidual(16, 16, 32, stride=3), "stride"),
+        (lambda: InvertedResidual(16, 16, 32, R=-1), "R"),
+        (lambda: InvertedResidual(16, 16, 2.5), "mid"),
+        (lambda: MBConv(16, 16, expansion=2.5), "expansion"),
+        (lambda: MBConv(16, 16, se_ratio=1.5), "se_ratio"),
+        (lambda: MBConv(2, 16, se_ratio=0.25), "se_ratio"),
+        (lambda: MobileNetV3Block(16, 16, 0), "mid"),
+        (lambda: SqueezeExcite(16, 0), "R"),
+        (lambda: ResNetBottleneck(64, 0), "mid"),
+        (lambda: ResNetBottleneck(64, 64, stride=0), "stride"),
+        (lambda: ConvBNAct(6, 8, 3, groups=4), "groups"),
+        (lambda: cb.inverted_residual(28, 28, 16, 16, 32, K=2), "K"),
+        (lambda: cb.inverted_residual(28, 28, 16, 16, 32, stride=4), "stride"),
+        (lambda: cb.inverted_residual(0, 28, 16, 16, 32), "H"),
+        (lambda: cb.mbconv(28, 28, 16, 16, expansion=0), "expansion"),
+        (lambda: cb.mbconv(28, 28, 16, 16, se_ratio=2.0), "se_ratio"),
+        (lambda: cb.mobilenetv3_block(28, 28, 16, 16, mid=0), "mid"),
+        (lambda: cb.squeeze_excite(7, 7, 16, 0), "R"),
+        (lambda: cb.resnet_bottleneck(28, 28, 64, 0), "mid"),
+        (lambda: cb.resnet_bottleneck(28, 28, 64, 16, stride=3), "stride"),
+    ],
+)
+def test_bad_configurations_raise_naming_the_parameter(build, name):
+    with pytest.raises(ValueError, match=rf"\b{name}\b"):
+        build()
+
+
+# --- whole models -----------------------------------------------------------------------------
+
+
+def test_zoo_entries():
+    from course.models import list_models, zoo
+
+    assert set(MODELS) <= set(list_models(chapter=4))
+    twins = {name: zoo[name].twin for name in MODELS}
+    assert twins == {
+        "mobilenetv2_100": "timm:mobilenetv2_100",
+        "mobilenetv3_large_100": "timm:mobilenetv3_large_100",
+        "mobilenetv3_small_100": "timm:mobilenetv3_small_100",
+        "mnasnet_a1": "timm:semnasnet_100",  # timm's mnasnet_100 is B1
+    }
+    for name in MODELS:
+        paper = zoo[name].paper
+        assert paper.top1 and paper.params_m and paper.macs_g and "Table" in paper.citation
+        assert "multiply-adds" in paper.convention and zoo[name].twin_weights is not None
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_macs_within_two_percent_of_the_paper(name):
+    from course.models import create_model, zoo
+
+    model = create_model(name)
+    report = count(model, torch.zeros(1, 3, 224, 224))
+    paper = zoo[name].paper
+    assert abs(report.macs / (paper.macs_g * 1e9) - 1) <= 0.02, report.macs
+    assert not report.uncounted
+    assert report.out_shape == (1, 1000)
+
+
+@pytest.fixture(scope="module")
+def twins():
+    """Each model and its timm twin with the same random weights (copied by the name mapping)."""
+    pytest.importorskip("timm")
+    from course.models import create_model, zoo
+    from course.models.twins import create_twin
+
+    pairs = {}
+    for name in MODELS:
+        entry = zoo[name]
+        twin = randomize(create_twin(entry))
+        model = create_model(name).eval()
+        entry.twin_weights(model, twin)
+        pairs[name] = (model, twin)
+    return pairs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODELS)
+def test_same_parameters_macs_and_outputs_as_the_twin(twins, name):
+    model, twin = twins[name]
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in twin.parameters())
+    x = seeded(1, 3, 224, 224, seed=3)
+    with torch.no_grad():
+        ours, theirs = model(x), twin(x)
+    assert ours.shape == theirs.shape == (1, 1000)
+    assert theirs.std() > 1e-3  # a real, non-constant output
+    assert (ours - theirs).abs().max().item() <= 1e-5
+    assert count(model, x).macs == count(twin, x).macs
+
+
+@pytest.mark.slow
+def test_the_mapping_catches_a_wrong_tensor(twins):
+    from course.models.mobilenetv2 import copy_timm_weights, timm_name_mapping
+
+    model, twin = twins["mobilenetv2_100"]
+    mapping = timm_name_mapping(twin)
+    assert mapping["blocks.1.0.conv_pw.weight"] == "blocks.1.expand.conv.weight"
+    assert mapping["blocks.0.0.conv_dw.weight"] == "blocks.0.depthwise.conv.weight"
+    assert mapping["conv_head.weight"] == "head.conv.weight"
+    large, _ = twins["mobilenetv3_large_100"]
+    with pytest.raises(ValueError, match="shape mismatch|lacks"):
+        copy_timm_weights(large, twin)
+
+
+# --- the chapter's helpers ------------------------------------------------------------------------
+
+
+def test_mobilenetv1_split_reproduces_the_papers_table_2():
+    from course.chapters.ch04 import mobilenetv1_cost_by_type
+
+    by_type = mobilenetv1_cost_by_type()
+    macs = sum(c.macs for c in by_type.values())
+    params = sum(c.params for c in by_type.values())
+    assert round(macs / 1e6) == 569 and round(params / 1e5) == 42  # Table 8: 569M Mult-Adds, 4.2M params
+    share = {k: 100 * c.macs / macs for k, c in by_type.items()}
+    # Howard et al. 2017, Table 2: 94.86%, 3.06%, 0.18% of the Mult-Adds (its 1.19% for the
+    # stem is the digits of 1.91 swapped: the four must sum to 100).
+    assert abs(share["conv 1x1"] - 94.86) < 0.01 and abs(share["depthwise 3x3"] - 3.06) < 0.01
+    assert abs(share["fully connected"] - 0.18) < 0.01 and abs(share["conv 3x3 (stem)"] - 1.91) < 0.01
+    assert abs(100 * by_type["conv 1x1"].params / params - 74.59) < 0.05  # 74.57 here: BN left out
+
+
+def test_operator_shares_bookkeeping():
+    from course.chapters.ch04 import CATEGORIES, operator_shares
+
+    model = nn.Sequential(
+        ConvBNAct(3, 16, 3, stride=2), InvertedResidual(16, 16, 48), MBConv(16, 24, 3, 5, 2, 0.25),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(24, 10),
+    )
+    x = seeded(1, 3, 32, 32)
+    shares = operator_shares(model, x, runs=2, warmup=1, threads=1)
+    by = {s.category: s for s in shares}
+    assert [s.category for s in shares] == [c for c in CATEGORIES if c in by]
+    assert abs(sum(s.time_pct for s in shares) - 100) < 1e-9
+    assert abs(sum(s.macs_pct for s in shares) - 100) < 1e-9
+    report = count(model, x)
+    assert sum(s.macs for s in shares) == report.macs
+    convs = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    depthwise = sum(report.module_cost(n).macs for n, m in convs.items() if m.groups == m.in_channels > 1)
+    assert by["depthwise conv"].macs == depthwise and by["depthwise conv"].calls == 2
+    assert by["linear"].macs == 24 * 10 and by["dense conv (KxK)"].calls == 1
+    assert by["batch norm"].macs == 0 and by["batch norm"].calls == 7 and by["batch norm"].time_ms > 0
+    assert by["add (residual)"].calls == 1 and by["mul (SE scale)"].calls == 1
+    assert by["mean (pool, SE squeeze)"].calls == 2  # the SE squeeze and the global pool
+    assert all(s.time_ms >= 0 for s in shares)
+    with pytest.raises(ValueError, match="runs"):
+        operator_shares(model, x, runs=0)
+
+
+def test_block_explorer_formula_matches_counter():
+    pytest.importorskip("ipywidgets")
+    from course.chapters.ch04 import block_explorer
+
+    explorer = block_explorer(measure=False)
+    for values in (dict(), dict(SE="on", K=5, act="Hardswish"), dict(expansion=1, N=16, H=12), dict(expansion=3, K=7)):
+        result = explorer.set(**values)
+        assert result.error is None
+        assert result.formula == result.counted.total
+    block, _ = explorer.build(explorer.config)
+    assert isinstance(block, InvertedResidual) and block.has_skip
+
+
+# --- exercises and grading -----------------------------------------------------------------------
+
+def test_exercises_accept_right_and_reject_wrong_answers():
+    from course.exercises import check
+
+    def inverted_residual_macs(H, W, N, M, t, K, stride):
+        mid, Ho, Wo = t * N, (H - 1) // stride + 1, (W - 1) // stride + 1
+        return (H * W * N * mid if t != 1 else 0) + Ho * Wo * mid * (K * K + M)
+
+    def full_resolution(H, W, N, M, t, K, stride):
+        return H * W * t * N * (N + K * K + M)
+
+    assert check("4.1", inverted_residual_macs).passed
+    wrong = check("4.1", full_resolution)
+    assert not wrong.passed and "the stride is on the depthwise conv" in wrong.message
+    assert check("4.2", lambda H, W, C, R: (2 * C * R, 2 * C * R + R + C)).passed
+    assert "biases" in check("4.2", lambda H, W, C, R: (2 * C * R, 2 * C * R)).message
+    assert check("4.3", lambda N, M, K: M / (M + K * K)).passed
+    assert "percentage" in check("4.3", lambda N, M, K: 100 * M / (M + K * K)).message
+    assert check("4.4", 10).passed
+    assert not check("4.4", 17).passed and "not attempted" in check("4.4", None).message
+
+
+@pytest.mark.slow
+def test_grading_round_trip_on_the_chapter_4_exercises(tmp_path):
+    """The solution notebook's own exercise cells score full marks; the released stubs score 0."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from course.grading import grade, release_notebook
+
+    source = nbformat.read(ROOT / "solutions" / "04_bottlenecks.ipynb", as_version=4)
+    exercise_cells = [c for c in source.cells if c.get("metadata", {}).get("course")]
+    assert {c.metadata["course"]["exercise"] for c in exercise_cells} == {"4.1", "4.2", "4.3", "4.4"}
+    cells = [new_code_cell("FAST = False", metadata={"tags": ["parameters"]}),
+             new_code_cell("from course.exercises import check")] + exercise_cells
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "solution.ipynb")
+    nbformat.write(release_notebook(nb), tmp_path / "student.ipynb")
+    results = {r.name: r for r in grade(sorted(tmp_path.glob("*.ipynb")), tmp_path / "grades",
+                                         timeout_s=120, cell_timeout_s=60, case_timeout_s=10, quiet=True)}
+    assert results["solution"].total == results["solution"].max_points == 8
+    student = results["student"]
+    assert student.total == 0
+    assert all("not attempted yet" in e.message for e in student.exercises), [e.message for e in student.exercises]
