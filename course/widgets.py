@@ -20,7 +20,7 @@ import html
 import io
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -82,6 +82,18 @@ def _control(name: str, spec: Any):
     )
 
 
+#: The rows of the cost table: (label, Cost field).
+QUANTITIES = (
+    ("MACs", "macs"),
+    ("FLOPs (2·MACs)", "flops"),
+    ("params", "params"),
+    ("activations", "activations"),
+    ("bytes read", "bytes_read"),
+    ("bytes written", "bytes_written"),
+    ("output shape", "out_shape"),
+)
+
+
 class Explorer:
     """Controls -> ``build(config)`` -> cost table, measured latency and a latency-vs-MACs plot.
 
@@ -103,6 +115,9 @@ class Explorer:
         measure: ``False`` for a cost-only explorer (no timing, no plot; fast).
         budget_s: seconds each new configuration's latency measurement may take.
         title: shown above the controls.
+        compare: the :class:`~course.cost.Cost` fields the formula gives and the table checks
+            against the counter (default: all of them); e.g. ``("macs", "params")`` for a
+            closed form that does not model bytes.
 
     Attributes:
         widget: the ipywidgets container (what the notebook displays).
@@ -120,11 +135,13 @@ class Explorer:
         measure: bool = True,
         budget_s: float = 0.3,
         title: str = "Explorer",
+        compare: Sequence[str] = tuple(attr for _, attr in QUANTITIES),
     ):
         import ipywidgets as widgets
 
         self.build = build
         self.formula = formula
+        self.compare = tuple(compare)
         self.measures_latency = measure
         self.budget_s = budget_s
         self.controls = {name: _control(name, spec) for name, spec in controls.items()}
@@ -155,6 +172,15 @@ class Explorer:
     def config(self) -> Config:
         """The current control values, ``{name: value}``."""
         return {name: control.value for name, control in self.controls.items()}
+
+    @property
+    def matches(self) -> Optional[bool]:
+        """Whether the formula agrees with the counter on every compared field (None: nothing to compare)."""
+        r = self.result
+        if r is None or r.formula is None or r.counted is None:
+            return None
+        total = r.counted.total
+        return all(getattr(r.formula, attr) == getattr(total, attr) for attr in self.compare)
 
     def set(self, **values: Any) -> ExplorerResult:
         """Set controls from code (as if moved by hand), update once, return :attr:`result`.
@@ -216,34 +242,28 @@ class Explorer:
             formula = counted = timing = None
             error = str(exc)
 
-        self._table.value = self._table_html(formula, counted, error)
+        self._table.value = self._table_html(formula, counted, error, self.compare)
         self._latency.value = self._latency_html(counted, timing)
         if timing is not None:
             self._draw(current=list(self.timings).index(key))
         self.result = ExplorerResult(config, formula, counted, timing, error, time.perf_counter() - start)
 
     @staticmethod
-    def _table_html(formula: Optional[Cost], counted: Optional[CostReport], error: Optional[str]) -> str:
+    def _table_html(formula: Optional[Cost], counted: Optional[CostReport], error: Optional[str],
+                    compare: Sequence[str]) -> str:
         if error is not None:
             return f'<p style="color:{_RED}"><b>Invalid configuration:</b> {html.escape(error)}</p>'
         total = counted.total
-        quantities = [
-            ("MACs", "macs"),
-            ("FLOPs (2·MACs)", "flops"),
-            ("params", "params"),
-            ("activations", "activations"),
-            ("bytes read", "bytes_read"),
-            ("bytes written", "bytes_written"),
-            ("output shape", "out_shape"),
-        ]
         cell = 'style="padding:1px 8px;text-align:right"'
         head = f"<th {cell}></th>" + (f"<th {cell}>formula</th>" if formula is not None else "") + f"<th {cell}>counted</th>"
         lines = []
-        for label, attr in quantities:
+        for label, attr in QUANTITIES:
             counted_value = getattr(total, attr)
             cells = [label]
             style = ""
-            if formula is not None:
+            if formula is not None and attr not in compare:
+                cells.append("")
+            elif formula is not None:
                 formula_value = getattr(formula, attr)
                 cells.append(_fmt(formula_value))
                 if formula_value != counted_value:
