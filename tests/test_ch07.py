@@ -1,0 +1,393 @@
+"""Chapter 7: re-parameterization. Oracles: PyTorch's own BatchNorm/conv, timm's RepVGG and
+MobileOne (byobnet.py) and timm.utils.reparameterize_model, the papers' tables, hand counts."""
+
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from course.blocks.reparam import (
+    ConvBN,
+    MobileOneBlock,
+    MobileOneUnit,
+    RepVGGBlock,
+    fold_bn,
+    fuse_conv_bn,
+    identity_kernel,
+    pad_kernel,
+    reparameterize_model,
+)
+from course.chapters import ch07
+from course.cost import count
+from course.exercises import REGISTRY, check
+from course.models import create_model, list_models, zoo
+from course.models.twins import create_twin
+
+GEN = lambda seed=0: torch.Generator().manual_seed(seed)  # noqa: E731
+
+
+def n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+# --- the three identities -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("groups,stride,bias", [(1, 1, False), (4, 2, True), (8, 1, False)])
+def test_fuse_conv_bn_equals_pytorch(groups, stride, bias):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 16, 3, stride, 1, groups=groups, bias=bias)
+    bn = ch07.randomize_bn(nn.Sequential(nn.BatchNorm2d(16)), seed=1)[0].eval()
+    x = torch.randn(2, 8, 13, 11, generator=GEN())
+    with torch.no_grad():
+        expected = bn(conv(x))
+        got = fuse_conv_bn(conv, bn)(x)
+    assert ch07.max_relative_diff(got, expected) < 1e-6
+    # the formula by hand, channel 3
+    t = bn.weight[3] / torch.sqrt(bn.running_var[3] + bn.eps)
+    w, b = fold_bn(conv.weight, bn, conv.bias)
+    assert torch.allclose(w[3], conv.weight[3] * t)
+    b0 = conv.bias[3] if bias else 0.0
+    assert torch.allclose(b[3], bn.bias[3] + t * (b0 - bn.running_mean[3]))
+
+
+def test_fold_bn_rejects_wrong_channels():
+    with pytest.raises(ValueError, match="num_features"):
+        fold_bn(torch.zeros(4, 2, 3, 3), nn.BatchNorm2d(5))
+
+
+def test_padded_1x1_and_identity_kernel_are_the_same_convs():
+    x = torch.randn(1, 6, 9, 9, generator=GEN())
+    w1 = torch.randn(6, 3, 1, 1, generator=GEN(1))
+    padded = pad_kernel(w1, 3)
+    assert padded.shape == (6, 3, 3, 3) and torch.equal(padded[:, :, 1, 1], w1[:, :, 0, 0])
+    assert torch.isclose(padded.abs().sum(), w1.abs().sum())
+    f = nn.functional
+    assert torch.allclose(f.conv2d(x, padded, padding=1, groups=2), f.conv2d(x, w1, groups=2), atol=1e-6)
+    for groups in (1, 2, 3, 6):
+        eye = identity_kernel(6, 3, groups)
+        assert eye.shape == (6, 6 // groups, 3, 3) and eye.sum() == 6
+        assert torch.equal(f.conv2d(x, eye, padding=1, groups=groups), x)
+    assert torch.equal(f.conv2d(x, identity_kernel(6, 5), padding=2), x)
+    with pytest.raises(ValueError, match="K="):
+        pad_kernel(w1, 2)
+    with pytest.raises(ValueError, match="groups"):
+        identity_kernel(6, 3, 4)
+
+
+# --- blocks: deploy == train -------------------------------------------------------------------
+
+
+BLOCKS = [
+    ("repvgg identity", lambda: RepVGGBlock(16, 16)),
+    ("repvgg stride 2", lambda: RepVGGBlock(16, 32, stride=2)),
+    ("repvgg groups", lambda: RepVGGBlock(16, 16, groups=4)),
+    ("mobileone dw k=4", lambda: MobileOneUnit(16, 16, 3, groups=16, num_branches=4)),
+    ("mobileone dw stride 2", lambda: MobileOneUnit(16, 16, 3, stride=2, groups=16, num_branches=3)),
+    ("mobileone pw k=4", lambda: MobileOneUnit(16, 16, 1, num_branches=4)),
+    ("mobileone pw 16->24 se", lambda: MobileOneUnit(16, 24, 1, num_branches=2, se=True)),
+    ("mobileone block", lambda: MobileOneBlock(16, 32, stride=2, num_branches=4)),
+]
+
+
+@pytest.mark.parametrize("name,make", BLOCKS, ids=[b[0] for b in BLOCKS])
+def test_block_deploy_equals_train(name, make):
+    torch.manual_seed(0)
+    block = ch07.randomize_bn(make(), seed=3).eval()
+    x = torch.randn(2, 16, 12, 12, generator=GEN())
+    deploy, diff = ch07.deploy_vs_train(block, x)
+    assert diff < 1e-5
+    assert any(isinstance(m, nn.BatchNorm2d) for m in block.modules())  # the original is untouched
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in deploy.modules())
+    convs = [m for m in deploy.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(m.bias is not None for m in convs)  # one conv with bias per unit (+ SE's)
+    reparameterize_model(deploy, inplace=True)  # idempotent
+    with torch.no_grad():
+        assert ch07.max_relative_diff(deploy(x), block(x)) < 1e-5
+
+
+def test_bn_statistics_are_non_trivial():
+    block = ch07.randomize_bn(RepVGGBlock(8, 8), seed=0).eval()
+    bn = block.identity
+    assert bn.running_var.min() >= 0.5 and bn.running_var.max() <= 2.0 and bn.running_mean.abs().max() > 0
+    assert 0.5 <= bn.weight.min() and bn.weight.max() <= 1.0 and bn.bias.abs().max() > 0
+    again = ch07.randomize_bn(RepVGGBlock(8, 8), seed=0).identity
+    assert torch.equal(again.running_var, bn.running_var)  # seeded
+    x = torch.randn(1, 8, 6, 6, generator=GEN())
+    with torch.no_grad():
+        assert ch07.max_relative_diff(bn(x), x) > 0.1  # not the identity map
+
+
+def test_deploy_flag_builds_what_reparameterize_gives():
+    for make in (lambda d: RepVGGBlock(8, 16, 2, deploy=d), lambda d: MobileOneUnit(8, 8, 3, groups=8, num_branches=3, deploy=d)):
+        trained = reparameterize_model(make(False))
+        built = make(True)
+        assert [(k, v.shape) for k, v in built.state_dict().items()] == [(k, v.shape) for k, v in trained.state_dict().items()]
+
+
+def test_repvgg_block_bad_groups():
+    with pytest.raises(ValueError, match="groups"):
+        RepVGGBlock(6, 8, groups=4)
+    with pytest.raises(ValueError, match="num_branches"):
+        MobileOneUnit(8, 8, 3, num_branches=0)
+
+
+# --- closed forms vs the counter ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "N,M,K,groups,k,stride",
+    [(16, 16, 3, 16, 4, 1), (16, 16, 3, 16, 4, 2), (16, 32, 1, 1, 3, 1), (32, 32, 1, 1, 1, 1), (8, 8, 3, 1, 1, 1)],
+)
+def test_unit_formulas_match_counter(N, M, K, groups, k, stride):
+    x = torch.randn(1, N, 14, 14)
+    for deploy in (False, True):
+        unit = MobileOneUnit(N, M, K, stride, groups, k, deploy=deploy)
+        report = count(unit, x)
+        assert report.params == n_params(unit) == ch07.unit_params(N, M, K, groups, k, stride, deploy)
+        assert report.macs == ch07.unit_macs(14, 14, N, M, K, groups, k, stride, deploy)
+    # hand count, depthwise k=4 at C=16, 14x14 stride 1: 4*(9*16 + 32) + (16 + 32) + 32 = 784
+    assert ch07.unit_params(16, 16, 3, 16, 4, 1) == 784
+
+
+# --- peak memory --------------------------------------------------------------------------------
+
+
+class _TwoConvs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 16, 3, padding=1)
+
+    def forward(self, x):
+        a = self.conv(x)
+        b = self.conv(x)
+        return a + b
+
+
+def test_peak_activation_bytes_hand_counts():
+    x = torch.randn(1, 8, 32, 32)
+    unit = 16 * 32 * 32 * 4  # one (1, 16, 32, 32) float32 tensor
+    assert ch07.peak_activation_bytes(_TwoConvs(), x) == 3 * unit  # a, b and a + b
+    conv_relu = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(inplace=True))
+    assert ch07.peak_activation_bytes(conv_relu, x) == unit  # the in-place ReLU allocates nothing
+    assert ch07.peak_activation_bytes(nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.ReLU()), x) == 2 * unit
+    # RepVGG: BN(conv1x1) alive while BN(conv3x3) is computed (conv out + BN out) = 3 tensors;
+    # deploy: one conv output, ReLU in place.
+    block = ch07.randomize_bn(RepVGGBlock(16, 16)).eval()
+    y = torch.randn(1, 16, 32, 32)
+    assert ch07.peak_activation_bytes(block, y) == 3 * unit
+    assert ch07.peak_activation_bytes(reparameterize_model(block), y) == unit
+    # a view of a weight (linear's transpose) is not new memory
+    assert ch07.peak_activation_bytes(nn.Linear(64, 10), torch.randn(2, 64)) == 2 * 10 * 4
+
+
+def test_compare_train_deploy_block():
+    block = ch07.make_block("depthwise 3x3", 32, k=4)
+    x = torch.randn(1, 32, 16, 16, generator=GEN())
+    result = ch07.compare_train_deploy(block, x, threads=1, budget_s=0.05, rounds=2)
+    assert result["rel_diff"] < 1e-5
+    assert result["params"] == (ch07.unit_params(32, 32, 3, 32, 4), ch07.unit_params(32, 32, 3, 32, 4, deploy=True))
+    assert result["macs"][0] == ch07.unit_macs(16, 16, 32, 32, 3, 32, 4) and result["macs"][1] == 16 * 16 * 9 * 32
+    assert result["peak_bytes"][0] > result["peak_bytes"][1] == 32 * 16 * 16 * 4
+    assert result["latency"][0].threads == 1 and result["speedup"] > 0
+    with pytest.raises(ValueError, match="unit"):
+        ch07.make_block("nope", 8)
+
+
+def test_explorer_headless(monkeypatch):
+    explorer = ch07.reparam_explorer(measure=False)
+    result = explorer.result
+    assert result.error is None and result.config["k"] == 4
+    macs = {}
+    for form in ("train", "deploy"):
+        macs[form] = explorer.set(unit="depthwise 3x3", k=4, C=64, H=56, form=form).counted.macs
+    assert macs["deploy"] == ch07.unit_macs(56, 56, 64, 64, 3, 64, 1, deploy=True)
+    assert macs["train"] == ch07.unit_macs(56, 56, 64, 64, 3, 64, 4)
+    assert explorer.set(unit="RepVGG 3x3", form="deploy").counted.params == 64 * 64 * 9 + 64
+
+
+# --- zoo: configurations and papers ---------------------------------------------------------------
+
+MODELS = ["repvgg_a0", "repvgg_a1", "repvgg_b0"] + [f"mobileone_s{i}" for i in range(5)]
+
+
+def test_zoo_entries():
+    names = list_models(chapter=7)
+    assert sorted(names) == sorted(MODELS + [m + "_deploy" for m in MODELS])
+    for name in MODELS:
+        train, deploy = zoo[name], zoo[name + "_deploy"]
+        assert not train.deploy and deploy.deploy
+        assert train.twin == deploy.twin == f"timm:{name}"
+        assert train.paper == deploy.paper and train.paper.citation
+
+
+def _within_paper(value, paper_value):
+    """Within 2%, or within half a unit of the paper's last printed digit (it rounds)."""
+    decimals = len(repr(paper_value).split(".")[1]) if "." in repr(paper_value) else 0
+    return abs(value - paper_value) <= max(0.02 * paper_value, 0.5 * 10 ** -decimals)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODELS)
+def test_deploy_params_and_macs_match_paper(name):
+    model = create_model(name + "_deploy")
+    paper = zoo[name].paper
+    params_m = n_params(model) / 1e6
+    macs_g = count(model, torch.zeros(1, 3, 224, 224)).macs / 1e9
+    assert _within_paper(params_m, paper.params_m), (params_m, paper.params_m)
+    assert _within_paper(macs_g, paper.macs_g), (macs_g, paper.macs_g)
+
+
+# --- twins ----------------------------------------------------------------------------------------
+
+
+def _twin_check(name, size, deploy_twin=True, float64=True):
+    """Params equal before and after re-parameterization, outputs equal after copying weights,
+    deploy output equals train output (eval, random BN statistics)."""
+    from timm.utils import reparameterize_model as timm_reparameterize
+
+    torch.manual_seed(0)
+    entry = zoo[name]
+    x = torch.randn(1, 3, size, size, generator=GEN(1))
+    twin = ch07.randomize_bn(create_twin(entry), seed=0).eval()
+    model = create_model(name).eval()
+    assert n_params(model) == n_params(twin)
+    entry.twin_weights(model, twin)
+    with torch.no_grad():
+        y_twin, y = twin(x), model(x)
+        assert torch.allclose(y, y_twin, rtol=1e-5, atol=1e-5 * y_twin.abs().max().item())
+        if float64:  # the re-parameterization is exact up to rounding
+            model64 = copy.deepcopy(model).double()
+            assert ch07.deploy_vs_train(model64, x.double())[1] < 1e-10
+        # float32: what a deployment sees; rounding only (depth and SE gating amplify it)
+        deploy, rel = ch07.deploy_vs_train(model, x)
+        assert rel < (1e-3 if name == "mobileone_s4" else 1e-5), rel
+        twin_deploy = timm_reparameterize(twin)
+        assert n_params(deploy) == n_params(twin_deploy)
+        if deploy_twin:
+            built = create_model(name + "_deploy").eval()
+            assert n_params(built) == n_params(twin_deploy)
+            zoo[name + "_deploy"].twin_weights(built, twin)  # re-parameterizes a copy of the twin
+            y_built = built(x)
+            assert ch07.max_relative_diff(y_built, twin_deploy(x)) < 1e-5
+            assert ch07.max_relative_diff(y_built, deploy(x)) < 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["repvgg_a0", "mobileone_s0"])
+def test_twin_small_models(name):
+    _twin_check(name, 64)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["repvgg_a1", "repvgg_b0", "mobileone_s1", "mobileone_s2", "mobileone_s3", "mobileone_s4"])
+def test_twin_large_models(name):
+    _twin_check(name, 32, deploy_twin=False, float64=name == "mobileone_s4")
+
+
+@pytest.mark.slow
+def test_twin_weights_reject_wrong_model():
+    with pytest.raises(ValueError, match="shape mismatch|does not have|lacks"):
+        zoo["repvgg_a0"].twin_weights(create_model("repvgg_a0"), create_twin(zoo["repvgg_a1"]))
+
+
+# --- exercises ------------------------------------------------------------------------------------
+
+
+def test_exercises_accept_reference_and_reject_mistakes(capsys):
+    assert {"7.1", "7.2", "7.3", "7.4"} <= set(REGISTRY)
+
+    def fold_bn_ok(weight, gamma, beta, mean, var, eps):
+        t = [g / math.sqrt(v + eps) for g, v in zip(gamma, var)]
+        return [a * w for a, w in zip(t, weight)], [b - a * m for a, b, m in zip(t, beta, mean)]
+
+    def fold_bn_var(weight, gamma, beta, mean, var, eps):
+        t = [g / v for g, v in zip(gamma, var)]
+        return [a * w for a, w in zip(t, weight)], [b - a * m for a, b, m in zip(t, beta, mean)]
+
+    def fold_bn_bias(weight, gamma, beta, mean, var, eps):
+        w, _ = fold_bn_ok(weight, gamma, beta, mean, var, eps)
+        return w, [b - m for b, m in zip(beta, mean)]
+
+    assert check("7.1", fold_bn_ok).points == 3
+    result = check("7.1", fold_bn_var)
+    assert result.points == 0 and "standard deviation" in result.message
+    result = check("7.1", fold_bn_bias)
+    assert result.points == 0 and "bias" in result.message
+
+    def pad_ok(kernel, K):
+        return pad_kernel(torch.tensor(kernel)[None, None], K)[0, 0].tolist()
+
+    def pad_corner(kernel, K):
+        k = len(kernel)
+        return nn.functional.pad(torch.tensor(kernel), [0, K - k, 0, K - k]).tolist()
+
+    assert check("7.2", pad_ok).points == 2
+    result = check("7.2", pad_corner)
+    assert result.points == 0 and "centred" in result.message
+
+    assert check("7.3", lambda channels, groups, K: identity_kernel(channels, K, groups).tolist()).points == 2
+    result = check("7.3", lambda channels, groups, K: identity_kernel(channels, K, 1).tolist())
+    assert result.points == 0 and "C/G" in result.message
+    result = check("7.3", lambda channels, groups, K: identity_kernel(channels, K, groups))
+    assert result.points == 0
+
+    def params_ok(N, M, K, groups, k, stride):
+        return ch07.unit_params(N, M, K, groups, k, stride), ch07.unit_params(N, M, K, groups, k, stride, deploy=True)
+
+    def params_no_identity(N, M, K, groups, k, stride):
+        train, deploy = params_ok(N, M, K, groups, k, stride)
+        return train - (2 * M if N == M and stride == 1 else 0), deploy
+
+    assert check("7.4", params_ok).points == 2
+    result = check("7.4", params_no_identity)
+    assert result.points == 0 and "identity" in result.message
+    capsys.readouterr()
+
+
+def test_sweep_and_figures():
+    rows = ch07.sweep_branches("pointwise 1x1", C=16, H=8, ks=(1, 3), budget_s=0.02)
+    assert [r["k"] for r in rows] == [1, 3]
+    for r in rows:
+        assert r["macs_train"] == ch07.unit_macs(8, 8, 16, 16, 1, 1, r["k"])
+        assert r["macs_deploy"] == 8 * 8 * 16 * 16
+        assert r["peak_deploy"] == 16 * 8 * 8 * 4 < r["peak_train"]
+        assert r["ms_train"] > 0 and r["ms_deploy"] > 0
+    fig = ch07.plot_branch_sweep(rows)
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2
+    fig = ch07.plot_speedups(["a", "b"], [2.0, 3.0], [1.0, 1.5])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["2.00x", "2.00x"]
+
+
+# --- the notebook: grading round trip ----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_grading_round_trip_on_the_chapter_7_exercises(tmp_path):
+    """The solution notebook's own exercise cells score full marks; the released stubs score 0."""
+    from pathlib import Path
+
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from course.grading import grade, release_notebook
+
+    root = Path(__file__).resolve().parents[1]
+    source = nbformat.read(root / "solutions" / "07_reparameterization.ipynb", as_version=4)
+    exercise_cells = [c for c in source.cells if c.get("metadata", {}).get("course")]
+    assert {c.metadata["course"]["exercise"] for c in exercise_cells} == {"7.1", "7.2", "7.3", "7.4"}
+    cells = [new_code_cell("FAST = False", metadata={"tags": ["parameters"]}),
+             new_code_cell("import torch\nimport torch.nn.functional as F\nfrom course.exercises import check")]
+    nb = new_notebook(cells=cells + exercise_cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "solution.ipynb")
+    nbformat.write(release_notebook(nb), tmp_path / "student.ipynb")
+    results = {r.name: r for r in grade(sorted(tmp_path.glob("*.ipynb")), tmp_path / "grades",
+                                         timeout_s=120, cell_timeout_s=60, case_timeout_s=10, quiet=True)}
+    assert results["solution"].total == results["solution"].max_points == 9
+    student = results["student"]
+    assert student.total == 0 and student.max_points == 9
+    assert all("not attempted yet" in e.message for e in student.exercises), [e.message for e in student.exercises]
