@@ -3,12 +3,14 @@
 ::
 
     course release [--source solutions] [--dest notebooks] [--check]
-    course grade SUBMISSION... --out DIR [--timeout S] [--cell-timeout S] [--case-timeout S]
-                 [--no-fast] [--exercises 1.1,1.2]
+    course grade SUBMISSION... --out DIR [--jobs N] [--force] [--timeout S] [--cell-timeout S]
+                 [--case-timeout S] [--memory MB] [--no-fast] [--exercises 1.1,1.2]
+                 [--require 1.1,1.2 | --require all]
 
 Also ``python -m course.cli``. Exit status: 0 when the command ran (low scores included),
-1 when it failed (a release error, ``--check`` finding stale notebooks), 2 for usage errors
-(unknown option, missing file).
+1 when it failed (a release error, ``--check`` finding stale notebooks, an exercise named by
+``--require`` not passed, the grader's code changed on disk during grading), 2 for usage
+errors (unknown option, missing file).
 """
 
 from __future__ import annotations
@@ -35,8 +37,16 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--timeout", type=float, default=600, metavar="S", help="wall-clock limit per notebook (600)")
     gr.add_argument("--cell-timeout", type=float, default=120, metavar="S", help="limit per cell (120)")
     gr.add_argument("--case-timeout", type=float, default=10, metavar="S", help="limit per call of an answer (10)")
+    gr.add_argument("--memory", type=float, default=4096, metavar="MB",
+                    help="memory limit of each kernel and answer process, 0 for none (4096)")
+    gr.add_argument("--jobs", type=int, default=1, metavar="N", help="submissions graded in parallel (1)")
+    gr.add_argument("--force", action="store_true",
+                    help="re-grade submissions that already have a complete report (default: skip them)")
     gr.add_argument("--no-fast", dest="fast", action="store_false", help="do not inject FAST = True")
     gr.add_argument("--exercises", metavar="IDS", help="comma-separated ids to grade (default: by chapter)")
+    gr.add_argument("--require", metavar="IDS",
+                    help="exit 1 unless every submission passed these exercises ('all': every exercise); "
+                         "for CI and GitHub Classroom tests")
     return parser
 
 
@@ -71,33 +81,60 @@ def _grade(args) -> int:
         for item in missing:
             print(f"course grade: no such file: {item}", file=sys.stderr)
         return 2
-    for name, value in (("--timeout", args.timeout), ("--cell-timeout", args.cell_timeout), ("--case-timeout", args.case_timeout)):
+    for name, value in (("--timeout", args.timeout), ("--cell-timeout", args.cell_timeout),
+                        ("--case-timeout", args.case_timeout), ("--jobs", args.jobs)):
         if value <= 0:
             print(f"course grade: {name} must be positive, got {value:g}", file=sys.stderr)
             return 2
-    exercises = None
-    if args.exercises:
-        from course.exercises import REGISTRY
+    if args.memory < 0:
+        print(f"course grade: --memory must be 0 (no limit) or positive, got {args.memory:g}", file=sys.stderr)
+        return 2
+    from course.exercises import REGISTRY
 
-        exercises = [i.strip() for i in args.exercises.split(",") if i.strip()]
-        unknown = [i for i in exercises if i not in REGISTRY]
-        if unknown:
-            print(f"course grade: unknown exercise id(s): {', '.join(unknown)}", file=sys.stderr)
-            return 2
-    from course.grading.grader import expand_submissions, grade
+    def ids(text: str) -> List[str]:
+        return [i.strip() for i in text.split(",") if i.strip()]
+
+    exercises = ids(args.exercises) if args.exercises else None
+    required = [] if not args.require or args.require == "all" else ids(args.require)
+    unknown = [i for i in (exercises or []) + required if i not in REGISTRY]
+    if unknown:
+        print(f"course grade: unknown exercise id(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    from course.grading.grader import GraderTampered, expand_submissions, grade
 
     if not expand_submissions(args.submissions):
-        print("course grade: no .ipynb files to grade", file=sys.stderr)
+        print("course grade: no files to grade", file=sys.stderr)
         return 2
-    grade(
-        args.submissions,
-        args.out,
-        timeout_s=args.timeout,
-        cell_timeout_s=args.cell_timeout,
-        fast=args.fast,
-        case_timeout_s=args.case_timeout,
-        exercises=exercises,
-    )
+    try:
+        results = grade(
+            args.submissions,
+            args.out,
+            timeout_s=args.timeout,
+            cell_timeout_s=args.cell_timeout,
+            fast=args.fast,
+            case_timeout_s=args.case_timeout,
+            memory_mb=args.memory or None,
+            exercises=exercises,
+            jobs=args.jobs,
+            force=args.force,
+        )
+    except GraderTampered as exc:
+        print(f"course grade: {exc}", file=sys.stderr)
+        return 1
+    if args.require:
+        failed = [
+            f"{r.name}: exercise {e.id}"
+            for r in results
+            for e in r.exercises
+            if (args.require == "all" or e.id in required) and not e.passed
+        ]
+        failed += [f"{r.name}: exercise {i} not graded" for r in results for i in required
+                   if i not in {e.id for e in r.exercises}]
+        if args.require == "all":
+            failed += [f"{r.name}: nothing graded" for r in results if not r.exercises]
+        for line in failed:
+            print(f"not passed: {line}", file=sys.stderr)
+        return 1 if failed else 0
     return 0
 
 

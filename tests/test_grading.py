@@ -107,7 +107,9 @@ def batch(tmp_path_factory):
     submissions(folder)
     before = snapshot(folder)
     out = tmp_path_factory.mktemp("grades")
-    results = grade(sorted(folder.glob("*.ipynb")), out, timeout_s=60, cell_timeout_s=3, case_timeout_s=2, quiet=True)
+    # The check cells import torch in the kernel (seconds on a busy machine): a roomy cell limit.
+    results = grade(sorted(folder.glob("*.ipynb")), out, timeout_s=120, cell_timeout_s=30, case_timeout_s=2,
+                    jobs=2, quiet=True)
     return {"folder": folder, "before": before, "out": out, "results": {r.name: r for r in results}}
 
 
@@ -281,28 +283,34 @@ def hard_cases(tmp_path_factory):
     return {r.name: r for r in results}
 
 
+# Function exercises are called in their own process from their cells' code, so they are graded
+# whatever happens to the notebook's kernel; the value exercise (1.4) is read from the kernel
+# and is lost when the notebook does not get that far.
+FUNCTIONS_ONLY = {**POINTS, "1.4": 0}
+
+
 @pytest.mark.slow
 def test_notebook_time_limit(hard_cases):
     result = hard_cases["slow"]
-    assert result.total == 0 and result.max_points == FULL
+    assert scores(result) == FUNCTIONS_ONLY and result.max_points == FULL
     assert [t["kind"] for t in result.timeouts] == ["cell", "notebook"]
-    assert "time limit" in result.exercise("1.1").message
+    assert "time limit" in result.exercise("1.4").message
 
 
 @pytest.mark.slow
 def test_kernel_that_ignores_interrupts(hard_cases):
     result = hard_cases["stubborn"]
-    assert result.total == 0 and result.timeouts[0]["cell"] == 3
-    assert all("did not stop after cell 3 was interrupted" in e.message for e in result.exercises)
+    assert scores(result) == FUNCTIONS_ONLY and result.timeouts[0]["cell"] == 3
+    assert "did not stop after cell 3 was interrupted" in result.exercise("1.4").message
 
 
 @pytest.mark.slow
 def test_kernel_that_dies(hard_cases):
     result = hard_cases["dies"]
-    assert result.total == 0
+    assert scores(result) == FUNCTIONS_ONLY
     assert result.errors == [{"cell": 3, "exercise": None, "part": None, "type": "DeadKernelError",
                               "message": "the kernel died while running cell 3"}]
-    assert all("the kernel died" in e.message for e in result.exercises)
+    assert "the kernel died" in result.exercise("1.4").message
 
 
 # --- the real course --------------------------------------------------------------------------

@@ -1,19 +1,27 @@
-"""Grade submitted notebooks: execute each in a fresh kernel, probe the answers, compare here.
+"""Grade submitted notebooks: run each in a fresh kernel, call the answers in fresh processes, compare here.
 
 For each submission:
 
-1. read it (an unreadable file scores 0 and the batch goes on);
-2. execute a copy cell by cell in a fresh ``python3`` kernel (the grader's own Python), in a
-   scratch folder, with ``FAST = True`` injected after the ``parameters`` cell; a failing cell
-   is recorded and the next one runs; each cell has a timeout and the whole notebook a
-   wall-clock limit (on timeout the kernel is interrupted and grading goes on);
-3. find the exercises from cell metadata (``{"course": {"exercise": "1.2", ...}}``), never
-   from positions, and run a probe in the same kernel that calls each answer on the cases the
-   grader sends and prints the outcomes as JSON between two random markers;
-4. grade the outcomes in the grader's process with :func:`course.exercises.grade_outcomes`
-   (the notebook's own prints are never trusted);
-5. write ``report.json``, Gradescope ``results.json`` and ``junit.xml`` into
-   ``out_dir/<submission stem>/``. The submission file and its folder are never written.
+1. read it: a file that is not a notebook, is empty or corrupt, or was written for another
+   kernel scores 0 with the reason, and the batch goes on;
+2. find the exercises from cell metadata (``{"course": {"exercise": "1.2", ...}}``), never
+   from positions;
+3. *function* exercises: build a program from the notebook's source with only what the answer
+   needs (its own cells, plus the imports, ``def``s, classes and constants of other cells it
+   uses) and call it on the grader's cases in a fresh, memory- and time-limited Python process
+   (:mod:`course.grading.replay`); nothing else the notebook does runs there;
+4. execute a copy of the notebook cell by cell in a fresh ``python3`` kernel (the grader's own
+   Python, under a memory limit, in a scratch folder, with ``FAST = True`` injected after the
+   ``parameters`` cell); a failing cell is recorded and the next one runs; each cell has a
+   timeout and the whole notebook a wall-clock limit; then read the *value* answers (data the
+   notebook computed) from that kernel;
+5. grade all outcomes in the grader's process with :func:`course.exercises.grade_outcomes`
+   (the notebook's own prints and checks are never trusted);
+6. write ``report.json``, Gradescope ``results.json``, ``junit.xml``, ``feedback.md`` and the
+   executed copy into ``out_dir/<name>/``, each atomically. The submission file and its folder
+   are never written.
+
+See ``docs/grading.md`` for the threat model: what this protects against and what it does not.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
-from course.exercises import REGISTRY, Exercise, get_exercise, grade_outcomes, list_exercises
+from course.exercises import REGISTRY, VALUE, Exercise, get_exercise, grade_outcomes, list_exercises
 from course.exercises.core import collect_outcomes
 
 PathLike = Union[str, os.PathLike]
@@ -77,6 +85,10 @@ class SubmissionResult:
     kernel_python: Optional[str] = None
     duration_s: float = 0.0
     out_dir: Optional[str] = None
+    student: Optional[str] = None
+    sha256: Optional[str] = None
+    resumed: bool = False
+    tampered: bool = False
 
     def exercise(self, exercise_id: str) -> ExerciseResult:
         """The result for one exercise id."""
@@ -98,7 +110,21 @@ class SubmissionResult:
             "notes": self.notes,
             "kernel_python": self.kernel_python,
             "duration_s": round(self.duration_s, 2),
+            "student": self.student or self.name,
+            "sha256": self.sha256,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SubmissionResult":
+        """The inverse of :meth:`to_dict` (a stored ``report.json``)."""
+        result = cls(submission=data["submission"], name=data["name"], total=int(data["total"]),
+                     max_points=int(data["max"]), errors=list(data.get("errors", [])),
+                     timeouts=list(data.get("timeouts", [])), notes=list(data.get("notes", [])),
+                     kernel_python=data.get("kernel_python"), duration_s=float(data.get("duration_s", 0)),
+                     student=data.get("student"), sha256=data.get("sha256"))
+        result.exercises = [ExerciseResult(e["id"], e["title"], int(e["points"]), int(e["max_points"]), e["message"])
+                            for e in data.get("exercises", [])]
+        return result
 
 
 # --- finding exercises ------------------------------------------------------------------------
@@ -150,6 +176,7 @@ class _Run:
     problem: Optional[str] = None  # why there are no outcomes
     kernel_python: Optional[str] = None
     executed: object = None
+    memory_exceeded: bool = False
 
 
 def _clean(text, limit: int = 500) -> str:
@@ -233,11 +260,14 @@ def _prepare(nb, fast: bool):
     return run_nb, origin
 
 
-def _execute(nb, specs: List[dict], timeout_s: float, cell_timeout_s: float, case_timeout_s: float, fast: bool) -> _Run:
-    """Execute ``nb`` in a fresh kernel, then probe the answers named in ``specs``."""
+def _execute(nb, specs: List[dict], timeout_s: float, cell_timeout_s: float, case_timeout_s: float, fast: bool,
+             memory_mb: Optional[float] = None) -> _Run:
+    """Execute ``nb`` in a fresh kernel (under the memory limit), then read the value answers in ``specs``."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
+
+    from course.grading.isolation import MemoryWatch
 
     run = _Run()
     run_nb, origin = _prepare(nb, fast)
@@ -264,19 +294,29 @@ def _execute(nb, specs: List[dict], timeout_s: float, cell_timeout_s: float, cas
             on_cell_executed=on_executed,
         )
         try:
-            _use_our_python(client, run)
+            _use_our_python(client, run, memory_mb)
             with client.setup_kernel(cwd=work, env=_kernel_env()):
-                stuck = _run_cells(client, run_nb, origin, probe_index, replies, deadline, cell_timeout_s, timeout_s, run)
-                if stuck:
-                    run.problem = stuck
-                    client.shutdown_kernel = "immediate"  # a stuck kernel cannot shut down politely
-                else:
+                pid = getattr(getattr(client.km, "provisioner", None), "pid", None)
+                watch = MemoryWatch(pid, memory_mb) if pid else MemoryWatch(0, None)
+                with watch:
                     try:
-                        _run_probe(client, run_nb, probe_index, specs, case_timeout_s, replies, run)
-                    except DeadKernelError:
-                        run.problem = "the kernel died while the grader called the answers"
-                        run.errors.append({"cell": None, "exercise": None, "part": "probe",
-                                           "type": "DeadKernelError", "message": run.problem})
+                        stuck = _run_cells(client, run_nb, origin, probe_index, replies, deadline, cell_timeout_s,
+                                           timeout_s, run)
+                        if stuck:
+                            run.problem = stuck
+                            client.shutdown_kernel = "immediate"  # a stuck kernel cannot shut down politely
+                        else:
+                            try:
+                                _run_probe(client, run_nb, probe_index, specs, case_timeout_s, replies, run)
+                            except DeadKernelError:
+                                run.problem = "the kernel died while the grader read the answers"
+                                run.errors.append({"cell": None, "exercise": None, "part": "probe",
+                                                   "type": "DeadKernelError", "message": run.problem})
+                    finally:
+                        if watch.exceeded:
+                            run.memory_exceeded = True
+                            _explain_memory(run, watch.reason)
+                            client.shutdown_kernel = "immediate"
         except Exception as exc:  # kernel failed to start, zmq trouble, ...
             run.problem = f"the grader could not run the notebook ({type(exc).__name__}: {_clean(exc)})"
         del run_nb.cells[probe_index]  # the probe's slot is not part of the submission
@@ -284,17 +324,33 @@ def _execute(nb, specs: List[dict], timeout_s: float, cell_timeout_s: float, cas
     return run
 
 
-def _use_our_python(client, run: _Run) -> None:
-    """Make the kernel run the grader's own Python (so it imports the same ``course``).
+def _explain_memory(run: "_Run", reason: str) -> None:
+    """Reword the dead-kernel entries a memory kill caused."""
+    for entry in run.errors:
+        if entry.get("type") == "DeadKernelError":
+            entry["type"] = "MemoryLimit"
+            entry["message"] = f"{entry['message']}: {reason}"
+    if run.problem and "died" in run.problem:
+        run.problem = f"{run.problem} ({reason})"
+    elif not any(e.get("type") == "MemoryLimit" for e in run.errors):
+        run.errors.append({"cell": None, "exercise": None, "part": None, "type": "MemoryLimit", "message": reason})
 
-    jupyter_client already swaps a kernelspec's bare ``python`` for ``sys.executable``; a
-    kernelspec naming another interpreter is pointed back at ours, with a note.
+
+def _use_our_python(client, run: _Run, memory_mb: Optional[float] = None) -> None:
+    """Make the kernel run the grader's own Python (so it imports the same ``course``), started
+    under the memory ceiling of :func:`course.grading.isolation.limited_argv`.
+
+    A kernelspec naming another interpreter is pointed back at ours, with a note.
     """
+    from course.grading.isolation import limited_argv
+
     km = client.create_kernel_manager()
     argv = km.kernel_spec.argv
-    if argv and argv[0] not in ("python", "python3") and Path(argv[0]).resolve() != Path(sys.executable).resolve():
+    if argv and argv[0] not in ("python", "python3", sys.executable) and Path(argv[0]).resolve() != Path(sys.executable).resolve():
         run.notes.append(f"the python3 kernelspec runs {argv[0]}; the grader's {sys.executable} was used instead")
+    if argv:
         argv[0] = sys.executable
+        km.kernel_spec.argv = limited_argv(argv, memory_mb)
 
 
 def _run_cells(client, run_nb, origin, probe_index, replies, deadline, cell_timeout_s, timeout_s, run) -> Optional[str]:
@@ -332,7 +388,7 @@ def _run_cells(client, run_nb, origin, probe_index, replies, deadline, cell_time
                 message = f"cell {origin[index]} ran over {limit} s and was interrupted"
             run.timeouts.append({**where, "kind": "cell", "seconds": limit, "message": message})
             # Is the kernel back? If the interrupt did not stop the code, stop here.
-            client.timeout = max(2, int(min(10, cell_timeout_s)))
+            client.timeout = max(10, int(min(30, cell_timeout_s)))  # an import in C may take a while to stop
             run_nb.cells[probe_index] = nbformat.v4.new_code_cell("pass")
             replies.pop(probe_index, None)
             client.execute_cell(run_nb.cells[probe_index], probe_index)
@@ -388,40 +444,65 @@ def _run_probe(client, run_nb, probe_index, specs, case_timeout_s, replies, run)
 
 # --- grading ----------------------------------------------------------------------------------
 
+#: Kernel languages the grader runs (a notebook written for another kernel scores zero).
+PYTHON_LANGUAGES = ("python", "python3", "ipython", "ipython3")
+
 
 def _read(path: Path):
+    """``(notebook, None)`` or ``(None, why it cannot be graded)``."""
     import nbformat
 
+    if not path.is_file():
+        return None, "not a regular file"
+    if path.suffix.lower() != ".ipynb":
+        return None, f"not a notebook (a {path.suffix or 'file without extension'}; submit the .ipynb file)"
     try:
+        if path.stat().st_size == 0:
+            return None, "the file is empty"
         nb = nbformat.read(str(path), as_version=4)
     except Exception as exc:
         return None, f"could not read the notebook ({type(exc).__name__}: {_clean(exc, 200)})"
     if not isinstance(nb.get("cells"), list):
         return None, "could not read the notebook (no cells)"
+    meta = nb.get("metadata", {}) or {}
+    spec = meta.get("kernelspec", {}) if isinstance(meta.get("kernelspec"), dict) else {}
+    info = meta.get("language_info", {}) if isinstance(meta.get("language_info"), dict) else {}
+    language = str(spec.get("language") or info.get("name") or "python").lower()
+    if language not in PYTHON_LANGUAGES:
+        kernel = spec.get("display_name") or spec.get("name") or language
+        return None, f"a notebook for the {kernel} kernel ({language}); the course's exercises are Python"
     return nb, None
 
 
 def _notes_for(exercise: Exercise, found: Dict[str, Dict[str, List[int]]], run: _Run) -> List[str]:
     notes = []
-    parts = found.get(exercise.id, {})
-    solutions = parts.get("solution", [])
-    if len(solutions) > 1:
+    solutions = found.get(exercise.id, {}).get("solution", [])
+    if exercise.kind == VALUE and len(solutions) > 1:
         notes.append(
             f"Note: {len(solutions)} solution cells for exercise {exercise.id} (cells {solutions}); "
-            f"the `{exercise.answer}` defined last was graded."
+            f"the `{exercise.answer}` the notebook held at the end was graded."
         )
     for error in run.errors:
         if error.get("exercise") == exercise.id and error.get("part") != "check":
-            notes.append(f"Note: cell {error['cell']} raised {error['type']}: {error['message']}")
+            notes.append(f"Note: in the notebook run, cell {error['cell']} raised {error['type']}: {error['message']}")
     for timeout in run.timeouts:
         if timeout.get("exercise") == exercise.id:
             notes.append(f"Note: {timeout['message']}.")
-        elif timeout.get("kind") == "notebook" and any(
+        elif exercise.kind == VALUE and timeout.get("kind") == "notebook" and any(
             i >= (timeout.get("cell") or 0) for i in solutions
         ):
             notes.append(f"Note: the notebook's time limit was reached before cell {timeout['cell']}; "
                          "this exercise's cells did not run.")
     return notes
+
+
+def _file_sha256(path: Path) -> Optional[str]:
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def grade_submission(
@@ -431,18 +512,26 @@ def grade_submission(
     cell_timeout_s: float = 120,
     fast: bool = True,
     case_timeout_s: float = 10,
+    memory_mb: Optional[float] = 4096,
     exercises: Optional[Sequence[str]] = None,
     default_exercises: Sequence[Exercise] = (),
     name: Optional[str] = None,
+    student: Optional[str] = None,
 ):
     """Grade one notebook (no files written): returns ``(SubmissionResult, executed notebook or None)``.
 
-    ``exercises``: ids to grade; by default the registered exercises of the chapters found in
-    the notebook's metadata (or its ``NN_`` name), else ``default_exercises``.
+    Function exercises are called in a fresh process that runs only their code (see
+    :mod:`course.grading.replay`); value exercises are read from the notebook's own kernel
+    after all its cells ran. ``exercises``: ids to grade; by default the registered exercises of
+    the chapters found in the notebook's metadata (or its ``NN_`` name), else
+    ``default_exercises``.
     """
+    from course.grading import replay
+
     path = Path(path)
     start = time.monotonic()
-    result = SubmissionResult(submission=str(path), name=name or path.stem)
+    result = SubmissionResult(submission=str(path), name=name or path.stem, student=student or name or path.stem)
+    result.sha256 = _file_sha256(path)
     nb, read_error = _read(path)
     found = find_exercise_cells(nb) if nb is not None else {}
     if exercises is not None:
@@ -454,61 +543,188 @@ def grade_submission(
     result.max_points = sum(e.points for e in wanted)
 
     run = _Run()
+    outcomes: Dict[str, list] = {}
+    problems: Dict[str, str] = {}
+    extra_notes: Dict[str, List[str]] = {}
     if read_error:
         run.problem = read_error
-        result.errors.append({"cell": None, "exercise": None, "part": None, "type": "UnreadableNotebook", "message": read_error})
+        kind = "NotANotebook" if read_error.startswith(("not a", "the file is empty")) else "UnreadableNotebook"
+        if "kernel" in read_error:
+            kind = "WrongKernel"
+        result.errors.append({"cell": None, "exercise": None, "part": None, "type": kind, "message": read_error})
     elif not wanted:
         result.notes.append("no exercise cells found in the notebook")
     else:
-        specs = [e.spec(case_timeout_s) for e in wanted if e.id in found]
-        run = _execute(nb, specs, timeout_s, cell_timeout_s, case_timeout_s, fast)
+        env = _kernel_env()
+        value_specs = []
+        for exercise in wanted:
+            if exercise.kind == VALUE:
+                if exercise.id in found or any(exercise.answer in replay.defined_names(c.get("source", ""))
+                                               for c in nb.cells if c.get("cell_type") == "code"):
+                    value_specs.append(exercise.spec(case_timeout_s))
+                continue
+            solutions = found.get(exercise.id, {}).get("solution", [])
+            selection = replay.select(nb, exercise.id, exercise.answer, solutions)
+            extra_notes[exercise.id] = selection.notes
+            if selection.problem:
+                if exercise.id not in found:
+                    continue  # reported below as "not in the notebook"
+                outcomes[exercise.id] = [{"status": "missing", "detail": selection.problem}]
+                continue
+            with tempfile.TemporaryDirectory(prefix="course-probe-") as work:
+                got, problem = replay.probe_function(
+                    selection, exercise.answer, exercise.kind, exercise.case_args(),
+                    case_timeout_s=case_timeout_s, memory_mb=memory_mb, cwd=work, env=env,
+                    define_timeout_s=max(cell_timeout_s * len(selection.cells), 10),
+                )
+            if problem:
+                problems[exercise.id] = f"calling `{exercise.answer}` in a fresh process failed: {problem}"
+            else:
+                outcomes[exercise.id] = got
+        run = _execute(nb, value_specs, timeout_s, cell_timeout_s, case_timeout_s, fast, memory_mb)
         result.errors.extend(run.errors)
         result.timeouts.extend(run.timeouts)
         result.notes.extend(run.notes)
         result.kernel_python = run.kernel_python
+        if run.outcomes is not None:
+            outcomes.update({k: v for k, v in run.outcomes.items()})
+        else:
+            for spec in value_specs:
+                problems.setdefault(spec["id"], run.problem or "the notebook's kernel gave no answer")
 
     for exercise in wanted:
         zero = f"(0/{exercise.points} points)"
         if read_error:
             points, message = 0, f"Exercise {exercise.id}: {read_error} {zero}."
-        elif exercise.id not in found:
+        elif exercise.id in outcomes:
+            points, message = grade_outcomes(exercise, outcomes[exercise.id])
+        elif exercise.id in problems:
+            points, message = 0, f"Exercise {exercise.id} could not be graded: {problems[exercise.id]} {zero}."
+        else:
             points, message = 0, (
                 f"Exercise {exercise.id}: its cells are not in the notebook (no cell has "
                 f"exercise id {exercise.id} in its metadata; deleted?) {zero}."
             )
-        elif run.outcomes is None:
-            points, message = 0, f"Exercise {exercise.id} could not be graded: {run.problem} {zero}."
-        else:
-            points, message = grade_outcomes(exercise, run.outcomes.get(exercise.id, []))
-        notes = _notes_for(exercise, found, run) if not read_error else []
+        notes = (extra_notes.get(exercise.id, []) + _notes_for(exercise, found, run)) if not read_error else []
         message = "\n".join([message] + notes)
         result.exercises.append(ExerciseResult(exercise.id, exercise.title, points, exercise.points, message))
     result.total = sum(e.points for e in result.exercises)
-    if run.problem and not read_error and run.outcomes is None:
+    if run.problem and not read_error and run.outcomes is None and run.problem not in result.notes:
         result.notes.append(run.problem)
     result.duration_s = time.monotonic() - start
     return result, run.executed
 
 
 def expand_submissions(submissions: Union[PathLike, Iterable[PathLike]]) -> List[Path]:
-    """The notebooks to grade: each path as given, a folder replaced by its ``*.ipynb`` (sorted)."""
+    """The files to grade: each path as given; a folder stands for the files in it and in its
+    sub-folders (one level: ``subs/alice/01_x.ipynb``), hidden files and folders excepted,
+    sorted. Files that are not notebooks are kept (they are reported and score zero)."""
     paths: List[Path] = []
     for item in [submissions] if isinstance(submissions, (str, os.PathLike)) else submissions:
         item = Path(item)
-        paths.extend(sorted(item.glob("*.ipynb")) if item.is_dir() else [item])
+        if not item.is_dir():
+            paths.append(item)
+            continue
+        for child in sorted(item.iterdir()):
+            if child.name.startswith((".", "_")) and child.is_dir() or child.name.startswith("."):
+                continue
+            if child.is_dir():
+                paths.extend(p for p in sorted(child.iterdir()) if p.is_file() and not p.name.startswith("."))
+            elif child.is_file():
+                paths.append(child)
     return paths
 
 
-def _unique_names(paths: List[Path]) -> List[str]:
-    """One report folder name per path: the stem, with ``-2``, ``-3``... for repeats."""
+def _student_of(path: Path, roots: Sequence[Path]) -> Optional[str]:
+    """The sub-folder name when ``path`` sits one level inside a given folder (``subs/alice/x``)."""
+    for root in roots:
+        try:
+            rel = path.relative_to(root)
+        except ValueError:
+            continue
+        if len(rel.parts) == 2:
+            return rel.parts[0]
+    return None
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "submission"
+
+
+def _unique_names(paths: List[Path], roots: Sequence[Path] = ()) -> List[str]:
+    """One report folder name per path: the stem (``alice__01_x`` for ``subs/alice/01_x.ipynb``),
+    with ``-2``, ``-3``... for repeats."""
     names: List[str] = []
     for path in paths:
-        name, n = path.stem, 1
+        student = _student_of(path, roots)
+        base = _safe(f"{student}__{path.stem}" if student else path.stem)
+        name, n = base, 1
         while name in names:
             n += 1
-            name = f"{path.stem}-{n}"
+            name = f"{base}-{n}"
         names.append(name)
     return names
+
+
+def _grade_and_write(job: dict) -> "SubmissionResult":
+    """Grade one submission and write its reports (runs in a worker process with ``--jobs``)."""
+    from course.grading import reports
+
+    default = [get_exercise(i) for i in job.pop("default_ids")]
+    target = Path(job.pop("target"))
+    result, executed = grade_submission(default_exercises=default, **job)
+    result.out_dir = str(target)
+    reports.write_reports(result, target, executed=executed)
+    return result
+
+
+def _already_graded(target: Path, path: Path, exercises) -> Optional["SubmissionResult"]:
+    """The stored result when ``target`` holds a complete report of this very file, else None."""
+    try:
+        data = json.loads((target / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not data.get("complete") or data.get("sha256") != _file_sha256(path):
+        return None
+    if exercises is not None and [e.get("id") for e in data.get("exercises", [])] != list(exercises):
+        return None
+    try:
+        result = SubmissionResult.from_dict(data)
+    except (KeyError, TypeError, ValueError):
+        return None
+    result.out_dir = str(target)
+    result.resumed = True
+    return result
+
+
+#: The files of ``course`` that decide a grade and are watched during a batch: the grader and
+#: the comparison of answers. (The chapters' exercise definitions and ``course.cost`` are not
+#: watched: they change while the course is written; see docs/grading.md.)
+TRUSTED_FILES = ("grading/*.py", "exercises/core.py", "exercises/__init__.py", "__init__.py")
+
+
+def course_fingerprint() -> Dict[str, str]:
+    """sha256 of the files in :data:`TRUSTED_FILES`, to detect a submission that rewrites the
+    grader's code on disk while a batch runs."""
+    import hashlib
+
+    import course
+
+    root = Path(course.__file__).resolve().parent
+    files = [p for pattern in TRUSTED_FILES for p in sorted(root.glob(pattern))]
+    out = {}
+    for path in files:
+        try:
+            out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            out[str(path.relative_to(root))] = "unreadable"
+    return out
+
+
+def _changed(before: Dict[str, str]) -> List[str]:
+    """Trusted files changed or removed since ``before`` (new files are not the grader's)."""
+    now = course_fingerprint()
+    return sorted(name for name, digest in before.items() if now.get(name) != digest)
 
 
 def grade(
@@ -519,28 +735,38 @@ def grade(
     fast: bool = True,
     *,
     case_timeout_s: float = 10,
+    memory_mb: Optional[float] = 4096,
     exercises: Optional[Sequence[str]] = None,
+    jobs: int = 1,
+    force: bool = False,
     quiet: bool = False,
 ) -> List["SubmissionResult"]:
     """Grade a batch of notebooks and write the reports; returns one result per submission.
 
     Args:
-        submissions: notebook paths (a folder stands for its ``*.ipynb``).
-        out_dir: reports go to ``out_dir/<submission stem>/``: ``report.json``, Gradescope
-            ``results.json``, ``junit.xml`` and the executed copy ``executed.ipynb``.
+        submissions: notebook paths (a folder stands for its files, see :func:`expand_submissions`).
+        out_dir: per submission ``out_dir/<name>/``: ``report.json``, Gradescope
+            ``results.json``, ``junit.xml``, ``feedback.md`` and the executed copy
+            ``executed.ipynb``; per batch ``gradebook.csv``, ``summary.md`` and ``summary.json``.
         timeout_s: wall-clock limit for running one notebook's cells.
         cell_timeout_s: limit for one cell (then the kernel is interrupted and grading goes on).
         fast: inject ``FAST = True`` after the ``parameters`` cell.
-        case_timeout_s: limit for one call of a learner's function by the probe.
+        case_timeout_s: limit for one call of a learner's function.
+        memory_mb: memory limit of the kernel and of each probe process (None: no limit).
         exercises: ids to grade in every submission (default: the chapters found in each).
-        quiet: do not print the summary table.
+        jobs: submissions graded at the same time (worker processes).
+        force: re-grade submissions that already have a complete report of the same file
+            (by default they are skipped, so an interrupted batch resumes where it stopped).
+        quiet: do not print progress and the summary table.
 
     A corrupt file, a crash, a timeout or a missing answer scores 0 for what it affects, with
     the reason in the report; the batch always goes on.
     """
     from course.grading import reports
 
-    paths = expand_submissions(submissions)
+    given = [submissions] if isinstance(submissions, (str, os.PathLike)) else list(submissions)
+    roots = [Path(p) for p in given if Path(p).is_dir()]
+    paths = expand_submissions(given)
     out_dir = Path(out_dir)
     # A corrupt notebook still gets a max score: the chapters the rest of the batch covers.
     batch_ids = set()
@@ -548,25 +774,127 @@ def grade(
         nb, _ = _read(path)
         if nb is not None:
             batch_ids.update(find_exercise_cells(nb))
-    default = expected_exercises(batch_ids)
-    results = []
-    for path, name in zip(paths, _unique_names(paths)):
-        result, executed = grade_submission(
-            path,
-            timeout_s=timeout_s,
-            cell_timeout_s=cell_timeout_s,
-            fast=fast,
-            case_timeout_s=case_timeout_s,
-            exercises=exercises,
-            default_exercises=default,
-            name=name,
-        )
+    chapters = {c for c in (_chapter_from_name(p) for p in paths) if c is not None}
+    default_ids = sorted({e.id for e in expected_exercises(batch_ids)} | {e.id for c in chapters for e in list_exercises(c)},
+                         key=lambda i: [int(x) if x.isdigit() else x for x in i.split(".")])
+    fingerprint = course_fingerprint()
+    names = _unique_names(paths, roots)
+    results: Dict[int, SubmissionResult] = {}
+    todo = []
+    for index, (path, name) in enumerate(zip(paths, names)):
         target = out_dir / name
-        reports.write_reports(result, target, executed=executed)
-        result.out_dir = str(target)
-        results.append(result)
+        done = None if force else _already_graded(target, path, exercises)
+        if done is not None:
+            results[index] = done
+            if not quiet:
+                print(f"already graded {path}: {done.total}/{done.max_points} (use --force to re-grade)", file=sys.stderr)
+            continue
+        todo.append((index, {
+            "path": str(path), "timeout_s": timeout_s, "cell_timeout_s": cell_timeout_s, "fast": fast,
+            "case_timeout_s": case_timeout_s, "memory_mb": memory_mb, "exercises": exercises,
+            "default_ids": default_ids, "name": name, "student": _student_of(path, roots) or name,
+            "target": str(target),
+        }))
+
+    def finished(index: int, result: SubmissionResult) -> None:
+        results[index] = result
         if not quiet:
-            print(f"graded {path}: {result.total}/{result.max_points}", file=sys.stderr)
+            print(f"graded {result.submission}: {result.total}/{result.max_points} ({result.duration_s:.1f} s)",
+                  file=sys.stderr)
+
+    tampered: List[str] = []
+    if jobs <= 1 or len(todo) <= 1:
+        for index, job in todo:
+            result = _grade_and_write(dict(job))
+            finished(index, result)
+            tampered = _changed(fingerprint)
+            if tampered:
+                _stop_tampered(result, reports, quiet)
+                break
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
+        jobs_by_index = dict(todo)
+        retry = []  # jobs lost with a broken pool (a worker killed from outside): graded again here
+        context = multiprocessing.get_context("spawn")  # no fork of a process that ran torch
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {pool.submit(_grade_and_write, dict(job)): index for index, job in todo}
+            for future in as_completed(futures):
+                index = futures[future]
+                if future.cancelled():
+                    continue
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    retry.append(index)
+                    continue
+                except Exception as exc:  # the grader failed on this submission: the batch goes on
+                    job = jobs_by_index[index]
+                    result = SubmissionResult(submission=job["path"], name=job["name"], student=job["student"])
+                    result.errors.append({"cell": None, "exercise": None, "part": None, "type": "GraderError",
+                                          "message": f"the grader failed ({type(exc).__name__}: {_clean(exc)})"})
+                    result.out_dir = job["target"]
+                    reports.write_reports(result, Path(job["target"]))
+                finished(index, result)
+                if not tampered:
+                    tampered = _changed(fingerprint)
+                    if tampered:
+                        _stop_tampered(result, reports, quiet)
+                        for other in futures:
+                            other.cancel()
+        for index in sorted(retry) if not tampered else []:
+            if not quiet:
+                print(f"the worker pool broke; grading {jobs_by_index[index]['path']} in the main process", file=sys.stderr)
+            result = _grade_and_write(dict(jobs_by_index[index]))
+            finished(index, result)
+            tampered = _changed(fingerprint)
+            if tampered:
+                _stop_tampered(result, reports, quiet)
+                break
+    ordered = [results[i] for i in sorted(results)]
+    for result in ordered:  # a submission may have written over reports already written
+        if not result.resumed and result.out_dir and not result.tampered:
+            _restore_reports(result, reports)
+    reports.write_batch(ordered, out_dir)
+    if tampered:
+        raise GraderTampered(
+            f"the grader's code changed on disk during grading ({', '.join(tampered)}; a submission wrote into "
+            "it?); the batch was stopped: restore the course code and re-run with --force"
+        )
     if not quiet:
-        print(reports.summary_table(results))
-    return results
+        print(reports.summary_table(ordered))
+    return ordered
+
+
+def _restore_reports(result: "SubmissionResult", reports) -> None:
+    """Rewrite a submission's report files if they no longer hold what the grader wrote."""
+    target = Path(result.out_dir)
+    expected = {"report.json": reports.report_json(result), "results.json": reports.gradescope_json(result),
+                "junit.xml": reports.junit_xml(result), "feedback.md": reports.feedback_markdown(result)}
+    for name, text in expected.items():
+        try:
+            same = (target / name).read_text(encoding="utf-8") == text
+        except (OSError, UnicodeDecodeError):
+            same = False
+        if not same:
+            note = "report files of this submission were changed during the batch (by a submission?) and rewritten"
+            if note not in result.notes:
+                result.notes.append(note)
+            reports.write_reports(result, target)
+            return
+
+
+class GraderTampered(RuntimeError):
+    """The grader's own code changed on disk while grading (see :func:`course_fingerprint`)."""
+
+
+def _stop_tampered(result: "SubmissionResult", reports, quiet: bool) -> None:
+    result.notes.append("the course package changed on disk while this submission was graded; "
+                        "its grade is not trusted")
+    result.total = 0
+    result.tampered = True
+    reports.write_reports(result, Path(result.out_dir), complete=False)
+    if not quiet:
+        print(f"STOP: the course code changed on disk while grading {result.submission}", file=sys.stderr)

@@ -1,7 +1,13 @@
-"""Reports of a grading run: ``report.json``, Gradescope ``results.json``, ``junit.xml``, a summary.
+"""Reports of a grading run.
+
+Per submission (``out/<name>/``): ``report.json`` (the grader's full record), Gradescope
+``results.json``, ``junit.xml``, ``feedback.md`` (for the student) and ``executed.ipynb``.
+Per batch (``out/``): ``gradebook.csv`` (one row per student, one column per exercise),
+``summary.md`` and ``summary.json``.
 
 Every file is written atomically (a temporary file in the same folder, then a rename), so a
-reader never sees half a report.
+reader never sees half a report; ``report.json`` is written last and carries
+``"complete": true``, which is what a resumed batch looks for.
 """
 
 from __future__ import annotations
@@ -20,14 +26,50 @@ if TYPE_CHECKING:  # pragma: no cover
 # Characters XML 1.0 cannot carry (a learner's exception message may contain anything).
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
+#: Error types that mean the file could not be graded at all, and their short name in tables.
+_UNGRADABLE = {"UnreadableNotebook": "unreadable", "NotANotebook": "not a notebook", "WrongKernel": "wrong kernel"}
+
 
 def _xml_text(text: str) -> str:
     return _NOT_XML.sub("?", str(text))
 
 
-def report_json(result: "SubmissionResult") -> str:
-    """The text of ``report.json``: submission, total, max, per exercise, errors and timeouts."""
-    return json.dumps(result.to_dict(), indent=2, sort_keys=False) + "\n"
+def report_json(result: "SubmissionResult", complete: bool = True) -> str:
+    """The text of ``report.json``: submission, total, max, per exercise, errors and timeouts.
+
+    ``complete``: all of the submission's files were written (a resumed batch skips it).
+    """
+    return json.dumps({**result.to_dict(), "complete": complete}, indent=2, sort_keys=False) + "\n"
+
+
+def _problems(result: "SubmissionResult") -> List[str]:
+    """What went wrong while running the submission, one line each."""
+    lines = []
+    for e in result.errors:
+        where = f"cell {e['cell']}" if e.get("cell") is not None else "notebook"
+        lines.append(f"{where}: {e['type']}: {e['message']}")
+    lines += [t["message"] for t in result.timeouts]
+    return lines + list(result.notes)
+
+
+def _md(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def feedback_markdown(result: "SubmissionResult") -> str:
+    """The text of ``feedback.md``: what a student reads (score table, one section per exercise)."""
+    lines = [f"# Feedback: {result.name}", "", f"**Score: {result.total} / {result.max_points}**", "",
+             "| Exercise | Points | Result |", "|---|---|---|"]
+    for e in result.exercises:
+        lines.append(f"| {e.id} {_md(e.title)} | {e.points} / {e.max_points} | {'passed' if e.passed else 'not passed'} |")
+    fence = "~~~~"
+    for e in result.exercises:
+        lines += ["", f"## Exercise {e.id}: {_md(e.title)}", "", fence + "text", e.message.replace(fence, "~~~"), fence]
+    problems = _problems(result)
+    if problems:
+        lines += ["", "## While running your notebook", ""] + [f"* {_md(p)}" for p in problems]
+    lines += ["", "Run each exercise's check cell in your notebook to get the same messages while you work."]
+    return "\n".join(lines) + "\n"
 
 
 def gradescope_json(result: "SubmissionResult") -> str:
@@ -45,9 +87,7 @@ def gradescope_json(result: "SubmissionResult") -> str:
         for e in result.exercises
     ]
     lines = [f"Score: {result.total}/{result.max_points}"]
-    lines += [f"Error in cell {e['cell']}: {e['type']}: {e['message']}" for e in result.errors]
-    lines += [t["message"] for t in result.timeouts]
-    lines += result.notes
+    lines += _problems(result)
     payload = {
         "score": result.total,
         "output": "\n".join(lines),
@@ -78,23 +118,23 @@ def junit_xml(result: "SubmissionResult") -> str:
             failure.text = _xml_text(e.message)
         out = ET.SubElement(case, "system-out")
         out.text = _xml_text(e.message)
-    extra = [f"cell {x['cell']}: {x['type']}: {x['message']}" for x in result.errors]
-    extra += [t["message"] for t in result.timeouts] + list(result.notes)
+    extra = _problems(result)
     if extra:
         ET.SubElement(suite, "system-err").text = _xml_text("\n".join(extra))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
 
-def write_reports(result: "SubmissionResult", out_dir, executed=None) -> List[Path]:
-    """Write ``report.json``, ``results.json`` and ``junit.xml`` (and ``executed.ipynb`` when
-    given the executed notebook) into ``out_dir``, each atomically. Returns the paths."""
+def write_reports(result: "SubmissionResult", out_dir, executed=None, complete: bool = True) -> List[Path]:
+    """Write ``results.json``, ``junit.xml``, ``feedback.md`` (and ``executed.ipynb`` when given
+    the executed notebook), then ``report.json``, into ``out_dir``, each atomically. Returns
+    the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
-        "report.json": report_json(result),
         "results.json": gradescope_json(result),
         "junit.xml": junit_xml(result),
+        "feedback.md": feedback_markdown(result),
     }
     if executed is not None:
         import nbformat
@@ -103,11 +143,69 @@ def write_reports(result: "SubmissionResult", out_dir, executed=None) -> List[Pa
             files["executed.ipynb"] = nbformat.writes(executed) + "\n"
         except Exception:  # a notebook too broken to serialise is not worth failing the report
             pass
+    files["report.json"] = report_json(result, complete)  # last: marks the submission as done
     written = []
     for name, text in files.items():
         write_atomic(out_dir / name, text)
         written.append(out_dir / name)
     return written
+
+
+def gradebook_csv(results: List["SubmissionResult"]) -> str:
+    """The text of ``gradebook.csv``: one row per student (best points per exercise over their
+    submissions), one column per exercise id, then total, max and the report folder names."""
+    import csv
+    import io
+
+    from course.exercises.core import id_sort_key
+
+    ids = sorted({e.id for r in results for e in r.exercises}, key=id_sort_key)
+    maxima = {e.id: e.max_points for r in results for e in r.exercises}
+    students: dict = {}
+    for r in results:
+        row = students.setdefault(r.student or r.name, {"points": {}, "names": []})
+        for e in r.exercises:
+            row["points"][e.id] = max(row["points"].get(e.id, 0), e.points)
+        row["names"].append(r.name)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["student"] + ids + ["total", "max", "submissions"])
+    for student in sorted(students):
+        row = students[student]
+        points = [row["points"].get(i, 0) for i in ids]
+        writer.writerow([student] + points + [sum(points), sum(maxima[i] for i in ids), " ".join(row["names"])])
+    return buffer.getvalue()
+
+
+def summary_markdown(results: List["SubmissionResult"]) -> str:
+    """The text of ``summary.md``: counts, the summary table and the submissions with problems."""
+    lines = ["# Grading summary", "", f"{len(results)} submission(s)."]
+    if results:
+        mean = sum(r.total for r in results) / len(results)
+        full = sum(1 for r in results if r.max_points and r.total == r.max_points)
+        lines.append(f"Mean score {mean:.2f}; {full} with full marks.")
+    lines += ["", "~~~~text", summary_table(results), "~~~~"]
+    flagged = [r for r in results if r.errors or r.timeouts or r.tampered]
+    if flagged:
+        lines += ["", "## Problems", ""]
+        lines += [f"* {r.name}: {_md((_problems(r) or ['see its report'])[0])[:300]}" for r in flagged]
+    return "\n".join(lines) + "\n"
+
+
+def write_batch(results: List["SubmissionResult"], out_dir) -> List[Path]:
+    """Write ``gradebook.csv``, ``summary.md`` and ``summary.json`` into ``out_dir`` (atomically)."""
+    out_dir = Path(out_dir)
+    summary = {
+        "submissions": len(results),
+        "results": [{"name": r.name, "student": r.student or r.name, "submission": r.submission,
+                     "total": r.total, "max": r.max_points, "resumed": r.resumed,
+                     "exercises": {e.id: e.points for e in r.exercises}} for r in results],
+    }
+    files = {"gradebook.csv": gradebook_csv(results), "summary.md": summary_markdown(results),
+             "summary.json": json.dumps(summary, indent=2) + "\n"}
+    for name, text in files.items():
+        write_atomic(out_dir / name, text)
+    return [out_dir / name for name in files]
 
 
 def summary_table(results: List["SubmissionResult"]) -> str:
@@ -125,8 +223,15 @@ def summary_table(results: List["SubmissionResult"]) -> str:
             note_bits.append(f"{len(r.errors)} error(s)")
         if r.timeouts:
             note_bits.append(f"{len(r.timeouts)} timeout(s)")
-        if any(e.get("type") == "UnreadableNotebook" for e in r.errors):
-            note_bits = ["unreadable"]
+        kinds = {e.get("type") for e in r.errors} & set(_UNGRADABLE)
+        if kinds:
+            note_bits = [_UNGRADABLE[sorted(kinds)[0]]]
+        if any(e.get("type") == "MemoryLimit" for e in r.errors):
+            note_bits.append("memory limit")
+        if r.resumed:
+            note_bits.append("resumed")
+        if r.tampered:
+            note_bits = ["GRADER CODE CHANGED"]
         rows.append([r.name, f"{r.total}/{r.max_points}"] + [by_id.get(i, "-") for i in ids]
                     + [", ".join(note_bits)])
     widths = [max(len(str(row[i])) for row in [header] + rows) for i in range(len(header))]
