@@ -1,0 +1,616 @@
+"""Chapter 8 (device profiling): honest measurement, the roofline, eager vs ONNX Runtime, and the
+accuracy-vs-latency capstone.
+
+* :func:`cold_vs_warm`, :func:`sync_effect` -- what goes wrong without warm-up or synchronisation.
+* :func:`layer_figure`, :func:`roofline_figure` -- FLOPs vs time per layer, achieved GMAC/s per
+  operator type, and the layers on the device's measured roofline.
+* :data:`CAPSTONE` -- the models of the talk; :data:`CAPSTONE_EXTRA` -- published numbers of
+  those not in the course zoo (cited); :func:`capstone_table` measures them on this device
+  (eager PyTorch and ONNX Runtime); :func:`pareto_front`; :func:`capstone_figure`;
+  :func:`is_cnn_enough`; :func:`capstone_widget` (device, threads, batch size, backend).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from course.latency import Timing, measure, stamp
+from course.models import Paper, zoo
+
+__all__ = [
+    "CAPSTONE",
+    "CAPSTONE_EXTRA",
+    "FAST_SUBSET",
+    "CapstoneModel",
+    "CapstoneRow",
+    "build_capstone_model",
+    "capstone_figure",
+    "capstone_table",
+    "capstone_widget",
+    "cold_vs_warm",
+    "format_capstone",
+    "is_cnn_enough",
+    "layer_figure",
+    "pareto_front",
+    "published",
+    "roofline_figure",
+    "sync_effect",
+]
+
+# --- honest measurement ------------------------------------------------------------------------
+
+
+def cold_vs_warm(model: nn.Module, x: torch.Tensor, calls: int = 10) -> Dict[str, float]:
+    """The first call of a fresh model against the following ones (ms): why warm-up matters.
+
+    The first call allocates memory, selects kernels (oneDNN, cuDNN) and fills caches; timing it
+    with the others inflates the mean. Returns ``{"first_ms", "median_rest_ms", "mean_all_ms"}``.
+    """
+    if calls < 2:
+        raise ValueError(f"calls must be >= 2, got {calls!r}")
+    times = []
+    with torch.inference_mode():
+        for _ in range(calls):
+            start = time.perf_counter()
+            model(x)
+            if x.device.type == "cuda":
+                torch.cuda.synchronize(x.device)
+            times.append((time.perf_counter() - start) * 1e3)
+    rest = sorted(times[1:])
+    return {"first_ms": times[0], "median_rest_ms": rest[len(rest) // 2], "mean_all_ms": sum(times) / len(times)}
+
+
+def sync_effect(model: nn.Module, x: torch.Tensor, calls: int = 10) -> Optional[Dict[str, float]]:
+    """On CUDA or MPS: ms per call timed without and with synchronisation (kernels are
+    asynchronous: without a sync the clock stops when the work is *queued*). ``None`` on the
+    CPU, where every call returns when its work is done."""
+    device = x.device
+    if device.type not in ("cuda", "mps"):
+        return None
+    sync = torch.cuda.synchronize if device.type == "cuda" else torch.mps.synchronize
+    out = {}
+    with torch.inference_mode():
+        model(x)
+        for synced in (False, True):
+            sync()
+            start = time.perf_counter()
+            for _ in range(calls):
+                model(x)
+            if synced:
+                sync()
+            out["synced_ms" if synced else "unsynced_ms"] = (time.perf_counter() - start) * 1e3 / calls
+            sync()
+    return out
+
+
+# --- layers: FLOPs vs time, and the roofline ---------------------------------------------------
+
+_COLORS = {
+    "1x1 conv": "tab:blue",
+    "depthwise conv": "tab:orange",
+    "dense conv (KxK)": "tab:green",
+    "linear": "tab:purple",
+    "attention": "tab:pink",
+    "norm": "tab:brown",
+    "activation": "tab:red",
+    "pooling": "tab:olive",
+    "other": "tab:gray",
+}
+
+
+def _figure(ncols: int, size: Tuple[float, float]):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, layout="constrained")
+    return fig, fig.subplots(1, ncols)
+
+
+def layer_figure(points, title: str = ""):
+    """Left: measured time against work (MACs, or element-wise operations for layers without
+    MACs) per layer, log-log, coloured by operator type; right: achieved G operations/s per type.
+
+    ``points``: from :func:`course.latency.place_layers`.
+    """
+    from course.latency import achieved_by_type
+
+    fig, (left, right) = _figure(2, (11, 4))
+    for op, color in _COLORS.items():
+        mine = [p for p in points if p.op == op]
+        if mine:
+            left.scatter([p.work for p in mine], [p.time_ms for p in mine], s=18, color=color, label=op, alpha=0.8)
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("work per layer (MACs; element-wise ops for layers without MACs)")
+    left.set_ylabel("measured self time (ms)")
+    left.grid(True, which="both", alpha=0.3)
+    left.legend(fontsize=7)
+    rates = achieved_by_type(points)
+    ops = [op for op in _COLORS if op in rates]
+    right.barh(ops, [rates[op] for op in ops], color=[_COLORS[op] for op in ops])
+    right.invert_yaxis()
+    right.set_xlabel("achieved G operations / s (work / time)")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def roofline_figure(roofline, points=(), title: str = ""):
+    """The measured roofline ``min(peak, bandwidth · I)`` (log-log) with ``points``
+    (:func:`course.latency.place_layers`) placed at their intensity and achieved rate."""
+    fig, ax = _figure(1, (7, 4.5))
+    intensities = [p.intensity for p in points] or [roofline.ridge]
+    lo = min(min(intensities), roofline.ridge) / 4
+    hi = max(max(intensities), roofline.ridge) * 4
+    xs = [lo * (hi / lo) ** (i / 200) for i in range(201)]
+    ax.plot(xs, [roofline.attainable_gmacs(x) for x in xs], color="black", lw=2, label="roofline (measured)")
+    ax.axvline(roofline.ridge, color="black", ls=":", lw=1)
+    ax.annotate(f"ridge {roofline.ridge:.2f} MAC/B", (roofline.ridge, roofline.peak_gmacs), xytext=(4, -14),
+                textcoords="offset points", fontsize=8)
+    for op, color in _COLORS.items():
+        mine = [p for p in points if p.op == op]
+        if mine:
+            ax.scatter([p.intensity for p in mine], [p.achieved_gmacs for p in mine], s=16, color=color, label=op, alpha=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (operations per byte moved)")
+    ax.set_ylabel("G operations / s")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title or f"peak {roofline.peak_gmacs:.1f} GMAC/s, bandwidth {roofline.bandwidth_gbs:.1f} GB/s")
+    return fig
+
+
+# --- the capstone: the models of the talk ---------------------------------------------------------
+
+#: Published numbers of the capstone models that the course zoo does not build.
+CAPSTONE_EXTRA: Dict[str, Paper] = {
+    "efficientformerv2_s0": Paper(
+        3.5, 0.40, 75.7,
+        "Li, Hu, Wen, Evangelidis, Salahi, Wang, Tulyakov, Ren. Rethinking Vision Transformers for "
+        "MobileNet Size and Speed (EfficientFormerV2). ICCV 2023, Table 2 (ImageNet-1K, 224, "
+        "trained with distillation as in the paper's recipe)",
+        convention="GMACs",
+    ),
+    "efficientformerv2_s1": Paper(
+        6.1, 0.65, 79.0,
+        "Li et al. EfficientFormerV2, ICCV 2023, Table 2 (ImageNet-1K, 224, with distillation)",
+        convention="GMACs",
+    ),
+    "efficientformerv2_s2": Paper(
+        12.6, 1.25, 81.6,
+        "Li et al. EfficientFormerV2, ICCV 2023, Table 2 (ImageNet-1K, 224, with distillation)",
+        convention="GMACs",
+    ),
+    "resnet50": Paper(
+        25.6, 4.1, 76.13,
+        "He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016 (ResNet-50; the "
+        "paper's Table 1 gives 3.8 GFLOPs for v1, torchvision builds v1.5 with stride 2 in the 3x3: "
+        "4.1 GMACs). Top-1 76.13 is torchvision's ResNet50_Weights.IMAGENET1K_V1 (torchvision docs)",
+        convention="FLOPs (= multiply-adds)",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class CapstoneModel:
+    """One model of the capstone.
+
+    Attributes:
+        label: the name shown in tables and plots.
+        name: the course zoo name (deploy variant for re-parameterized models), or the key of
+            :data:`CAPSTONE_EXTRA` for a model only timm/torchvision build.
+        fallback: ``"timm:NAME"`` or ``"torchvision:NAME"``, used when ``name`` is not in the zoo.
+        kind: ``"CNN"`` or ``"transformer"`` (attention or MetaFormer token mixers).
+    """
+
+    label: str
+    name: str
+    fallback: str
+    kind: str
+
+
+#: The models of the talk, in the order of the table.
+CAPSTONE: Tuple[CapstoneModel, ...] = (
+    CapstoneModel("MobileNetV2 1.0", "mobilenetv2_100", "timm:mobilenetv2_100", "CNN"),
+    CapstoneModel("MobileNetV3-Small", "mobilenetv3_small_100", "timm:mobilenetv3_small_100", "CNN"),
+    CapstoneModel("MobileNetV3-Large", "mobilenetv3_large_100", "timm:mobilenetv3_large_100", "CNN"),
+    CapstoneModel("ShuffleNet V2 1.0x", "shufflenet_v2_x1_0", "torchvision:shufflenet_v2_x1_0", "CNN"),
+    CapstoneModel("MnasNet-A1", "mnasnet_a1", "timm:semnasnet_100", "CNN"),
+    CapstoneModel("RepVGG-A0 (deploy)", "repvgg_a0_deploy", "timm:repvgg_a0", "CNN"),
+    CapstoneModel("MobileOne-S0 (deploy)", "mobileone_s0_deploy", "timm:mobileone_s0", "CNN"),
+    CapstoneModel("MobileOne-S1 (deploy)", "mobileone_s1_deploy", "timm:mobileone_s1", "CNN"),
+    CapstoneModel("MobileOne-S2 (deploy)", "mobileone_s2_deploy", "timm:mobileone_s2", "CNN"),
+    CapstoneModel("MobileOne-S3 (deploy)", "mobileone_s3_deploy", "timm:mobileone_s3", "CNN"),
+    CapstoneModel("MobileOne-S4 (deploy)", "mobileone_s4_deploy", "timm:mobileone_s4", "CNN"),
+    CapstoneModel("ResNet-50", "resnet50", "torchvision:resnet50", "CNN"),
+    CapstoneModel("EfficientFormerV2-S0", "efficientformerv2_s0", "timm:efficientformerv2_s0", "transformer"),
+    CapstoneModel("EfficientFormerV2-S1", "efficientformerv2_s1", "timm:efficientformerv2_s1", "transformer"),
+    CapstoneModel("EfficientFormerV2-S2", "efficientformerv2_s2", "timm:efficientformerv2_s2", "transformer"),
+    CapstoneModel("PoolFormer-S12", "poolformer_s12", "timm:poolformer_s12", "transformer"),
+    CapstoneModel("PVTv2-B0", "pvt_v2_b0", "timm:pvt_v2_b0", "transformer"),
+    CapstoneModel("Swin-T", "swin_tiny_patch4_window7_224", "timm:swin_tiny_patch4_window7_224", "transformer"),
+)
+
+#: What FAST mode measures: small models of both kinds, none that needs timm.
+FAST_SUBSET = ("mobilenetv2_100", "shufflenet_v2_x1_0", "mobileone_s0_deploy", "mobilenetv3_large_100", "pvt_v2_b0")
+
+
+def _spec(name: str) -> CapstoneModel:
+    for spec in CAPSTONE:
+        if spec.name == name:
+            return spec
+    raise ValueError(f"unknown capstone model {name!r}; choose from {[s.name for s in CAPSTONE]}")
+
+
+def published(spec: CapstoneModel) -> Tuple[Optional[Paper], str]:
+    """``(published numbers, source)`` of a capstone model without building it: the zoo's
+    paper when the zoo has ``spec.name``, else :data:`CAPSTONE_EXTRA` (``None`` if neither)."""
+    if spec.name in zoo:
+        return zoo[spec.name].paper, "course zoo"
+    return CAPSTONE_EXTRA.get(spec.name), spec.fallback.split(":")[0]
+
+
+def build_capstone_model(spec: CapstoneModel) -> Tuple[nn.Module, Optional[Paper], str, str]:
+    """``(model in eval mode, published numbers, source, note)`` for one capstone model.
+
+    The course zoo's model when it has ``spec.name`` (its paper numbers from the zoo); else the
+    timm/torchvision ``spec.fallback`` with random weights (paper numbers from
+    :data:`CAPSTONE_EXTRA` when there, else ``None``) and a note saying so.
+    """
+    from course.models.twins import create_twin
+    from course.models.zoo import ZooEntry
+
+    if spec.name in zoo:
+        entry = zoo[spec.name]
+        return entry.builder().eval(), entry.paper, "course zoo", ""
+    library = spec.fallback.split(":")[0]
+    model = create_twin(ZooEntry(name=spec.name, builder=lambda: None, twin=spec.fallback)).eval()
+    paper = CAPSTONE_EXTRA.get(spec.name)
+    note = "" if spec.name in CAPSTONE_EXTRA else f"not in the course zoo: built from {spec.fallback}, no paper numbers"
+    return model, paper, library, note
+
+
+@dataclass(frozen=True)
+class CapstoneRow:
+    """One model measured on this device.
+
+    Attributes:
+        label, name, kind, source: what was measured (``source``: "course zoo", "timm", "torchvision").
+        top1, macs_g_paper, params_m_paper, citation: published numbers (``None`` if unknown).
+        macs_g: MACs counted by :func:`course.cost.count` on one image, in G.
+        params_m: parameters, in millions (counted).
+        eager, onnxruntime: :class:`Timing` per call (``None`` when not measured).
+        max_abs_diff: ``max |eager - ONNX Runtime|`` on the output (``None`` without ORT).
+        max_abs_output: ``max |eager output|`` (the scale ``max_abs_diff`` is read against).
+        batch, threads, device: the setting; ``environment``: the stamp; ``note``: fallbacks.
+    """
+
+    label: str
+    name: str
+    kind: str
+    source: str
+    top1: Optional[float]
+    macs_g_paper: Optional[float]
+    params_m_paper: Optional[float]
+    citation: str
+    macs_g: float
+    params_m: float
+    eager: Optional[Timing]
+    onnxruntime: Optional[Timing]
+    max_abs_diff: Optional[float]
+    batch: int
+    threads: int
+    device: str
+    environment: dict = field(default_factory=dict)
+    note: str = ""
+    max_abs_output: Optional[float] = None
+
+    @property
+    def outputs_match(self) -> Optional[bool]:
+        """ONNX Runtime's output equals eager's: ``max |diff| <= 1e-4 · max(1, max |y|)``
+        (``None`` when ONNX Runtime did not run)."""
+        if self.max_abs_diff is None:
+            return None
+        return self.max_abs_diff <= 1e-4 * max(1.0, self.max_abs_output or 0.0)
+
+    @property
+    def eager_ms(self) -> Optional[float]:
+        return self.eager.median_ms if self.eager else None
+
+    @property
+    def ort_ms(self) -> Optional[float]:
+        return self.onnxruntime.median_ms if self.onnxruntime else None
+
+    def latency_ms(self, backend: str = "eager") -> Optional[float]:
+        """Median ms per call with ``backend`` ("eager" or "onnxruntime")."""
+        if backend not in ("eager", "onnxruntime"):
+            raise ValueError(f"backend must be 'eager' or 'onnxruntime', got {backend!r}")
+        return self.eager_ms if backend == "eager" else self.ort_ms
+
+
+def default_device() -> str:
+    """``"cuda"`` when available, else ``"mps"`` when available, else ``"cpu"``."""
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def capstone_table(
+    names: Optional[Sequence[str]] = None,
+    fast: bool = False,
+    threads: Optional[int] = None,
+    batch: int = 1,
+    device: str = "cpu",
+    backends: Sequence[str] = ("eager", "onnxruntime"),
+    budget_s: Optional[float] = None,
+    seed: int = 0,
+) -> List[CapstoneRow]:
+    """Build and measure the capstone models on this device.
+
+    Args:
+        names: zoo / :data:`CAPSTONE_EXTRA` names (default: all of :data:`CAPSTONE`, or
+            :data:`FAST_SUBSET` when ``fast``).
+        fast: the FAST subset and a short budget.
+        threads: CPU threads for both backends (``None``: PyTorch's current count); restored.
+        batch: images per call (the input is ``(batch, 3, 224, 224)``, seeded).
+        device: ``"cpu"``, ``"cuda"`` or ``"mps"`` (ONNX Runtime: CPU, or CUDA with onnxruntime-gpu).
+        backends: any of ``"eager"``, ``"onnxruntime"``.
+        budget_s: per timing (default 0.3 s in FAST mode, 1 s otherwise).
+
+    Returns:
+        One :class:`CapstoneRow` per model, in :data:`CAPSTONE` order. A backend that fails on
+        a model (e.g. no ONNX export) leaves its timing ``None`` with the reason in ``note``.
+    """
+    from course.cost import count
+    from course.latency.onnx import compare_backends
+
+    for backend in backends:
+        if backend not in ("eager", "onnxruntime"):
+            raise ValueError(f"backends: expected 'eager' and/or 'onnxruntime', got {backend!r}")
+    if not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    if names is None:
+        names = FAST_SUBSET if fast else [s.name for s in CAPSTONE]
+    specs = [_spec(n) for n in names]
+    order = [s.name for s in CAPSTONE]
+    specs.sort(key=lambda s: order.index(s.name))
+    budget_s = budget_s or (0.3 if fast else 1.0)
+    threads = threads or torch.get_num_threads()
+    gen = torch.Generator().manual_seed(seed)
+    x_cpu = torch.randn(batch, 3, 224, 224, generator=gen)
+    x = x_cpu.to(device)
+    rows = []
+    for spec in specs:
+        torch.manual_seed(seed)
+        model, paper, source, note = build_capstone_model(spec)
+        report = count(model, x_cpu[:1])
+        model.to(device)
+        eager = ort = diff = scale = None
+        notes = [note] if note else []
+        if "onnxruntime" in backends:
+            try:
+                result = compare_backends(model, x, threads=threads, budget_s=budget_s)
+                eager, ort, diff = result.eager, result.onnxruntime, result.max_abs_diff
+                scale = result.max_abs_output
+            except Exception as exc:  # a model ONNX cannot export, or no ORT for this device
+                notes.append(f"ONNX Runtime: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
+        if eager is None and "eager" in backends:
+            eager = measure(model, x, threads=threads, budget_s=budget_s, min_runs=3)
+        if "eager" not in backends:
+            eager = None
+        rows.append(
+            CapstoneRow(
+                label=spec.label, name=spec.name, kind=spec.kind, source=source,
+                top1=paper.top1 if paper else None,
+                macs_g_paper=paper.macs_g if paper else None,
+                params_m_paper=paper.params_m if paper else None,
+                citation=paper.citation if paper else "",
+                macs_g=report.macs / 1e9, params_m=report.params / 1e6,
+                eager=eager, onnxruntime=ort, max_abs_diff=diff,
+                batch=batch, threads=threads, device=str(x.device),
+                environment=stamp(x.device, threads), note="; ".join(notes), max_abs_output=scale,
+            )
+        )
+        del model
+    return rows
+
+
+def pareto_front(costs: Sequence[float], accuracies: Sequence[float]) -> List[int]:
+    """Indices of the Pareto-optimal points (lower cost and higher accuracy are better), by
+    increasing cost.
+
+    A point is dominated when another has ``cost <=`` and ``accuracy >=`` with one of the two
+    strict; identical points are all kept. One sweep after sorting by (cost, -accuracy): a
+    point is on the front when it beats the best accuracy seen so far (O(n log n)).
+    """
+    if len(costs) != len(accuracies):
+        raise ValueError(f"costs and accuracies differ in length: {len(costs)} vs {len(accuracies)}")
+    order = sorted(range(len(costs)), key=lambda i: (costs[i], -accuracies[i]))
+    front: List[int] = []
+    best_acc = best_cost = None
+    for i in order:
+        c, a = costs[i], accuracies[i]
+        if best_acc is None or a > best_acc:
+            front.append(i)
+            best_acc, best_cost = a, c
+        elif a == best_acc and c == best_cost:
+            front.append(i)  # an exact duplicate of a front point
+    return front
+
+
+def _usable(rows: Sequence[CapstoneRow], backend: str) -> List[CapstoneRow]:
+    return [r for r in rows if r.top1 is not None and r.latency_ms(backend) is not None]
+
+
+def capstone_figure(rows: Sequence[CapstoneRow], backend: str = "eager"):
+    """Published top-1 against measured latency (left) and against MACs (right), log x, CNNs as
+    circles and transformers as triangles, the Pareto front of each panel as a step line."""
+    fig, axes = _figure(2, (12, 4.8))
+    usable = _usable(rows, backend)
+    env = usable[0].environment if usable else {}
+    panels = (
+        ([r.latency_ms(backend) for r in usable], f"measured latency, {backend} (ms per call)"),
+        ([r.macs_g for r in usable], "MACs (G, counted)"),
+    )
+    for ax, (xs, xlabel) in zip(axes, panels):
+        ys = [r.top1 for r in usable]
+        for kind, marker, color in (("CNN", "o", "tab:blue"), ("transformer", "^", "tab:orange")):
+            idx = [i for i, r in enumerate(usable) if r.kind == kind]
+            ax.scatter([xs[i] for i in idx], [ys[i] for i in idx], marker=marker, color=color, s=40, label=kind, zorder=3)
+        front = pareto_front(xs, ys)
+        if front:
+            fx, fy = [xs[i] for i in front], [ys[i] for i in front]
+            ax.step(fx, fy, where="post", color="black", lw=1.2, ls="--", label="Pareto front", zorder=2)
+            ax.scatter(fx, fy, s=120, facecolors="none", edgecolors="black", zorder=4)
+        for xv, yv, r in zip(xs, ys, usable):
+            ax.annotate(r.label.replace(" (deploy)", ""), (xv, yv), xytext=(3, 3), textcoords="offset points", fontsize=7)
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("ImageNet top-1 (%, published)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    if usable:
+        r = usable[0]
+        fig.suptitle(f"{env.get('device_name', r.device)}: batch {r.batch}, {r.threads} thread(s), torch {env.get('torch', '?')}")
+    return fig
+
+
+def format_capstone(rows: Sequence[CapstoneRow]) -> str:
+    """The capstone table as plain text: model, kind, top-1, MACs, params, eager ms, ORT ms."""
+    def num(value, fmt):
+        return format(value, fmt) if value is not None else "-"
+
+    lines = [f"{'model':24s} {'kind':11s} {'top-1':>6s} {'GMACs':>6s} {'params M':>8s} {'eager ms':>9s} {'ORT ms':>8s} {'|diff|':>8s}"]
+    for r in rows:
+        lines.append(
+            f"{r.label:24s} {r.kind:11s} {num(r.top1, '6.1f')} {r.macs_g:6.2f} {r.params_m:8.1f} "
+            f"{num(r.eager_ms, '9.2f')} {num(r.ort_ms, '8.2f')} {num(r.max_abs_diff, '8.1e')}"
+        )
+    notes = sorted({f"{r.label}: {r.note}" for r in rows if r.note})
+    if rows:
+        r = rows[0]
+        lines.append(f"batch {r.batch}, {r.threads} thread(s), {r.device} ({r.environment.get('device_name', '')}); "
+                     "top-1 and published MACs: the zoo's citations")
+    return "\n".join(lines + notes)
+
+
+def is_cnn_enough(rows: Sequence[CapstoneRow], backend: str = "eager") -> str:
+    """The talk's question on this device's numbers: which kinds hold the accuracy-vs-latency
+    Pareto front, and for each transformer on it, what the best CNN at no more latency reaches."""
+    usable = _usable(rows, backend)
+    if not usable:
+        return "no model has both a published top-1 and a measured latency"
+    ms = [r.latency_ms(backend) for r in usable]
+    front = [usable[i] for i in pareto_front(ms, [r.top1 for r in usable])]
+    cnn = [r for r in front if r.kind == "CNN"]
+    vit = [r for r in front if r.kind != "CNN"]
+    lines = [f"Pareto front ({backend}, {usable[0].threads} thread(s), batch {usable[0].batch}): "
+             + ", ".join(f"{r.label} {r.latency_ms(backend):.1f} ms / {r.top1:.1f}%" for r in front)]
+    lines.append(f"CNNs on the front: {len(cnn)}; transformers on the front: {len(vit)}.")
+    for t in vit:
+        rivals = [r for r in usable if r.kind == "CNN" and r.latency_ms(backend) <= t.latency_ms(backend)]
+        if rivals:
+            best = max(rivals, key=lambda r: r.top1)
+            lines.append(f"  {t.label} ({t.top1:.1f}%): the best CNN at no more latency is {best.label} "
+                         f"({best.top1:.1f}%, {best.latency_ms(backend):.1f} ms): {t.top1 - best.top1:+.1f} points for the transformer.")
+        else:
+            lines.append(f"  {t.label} ({t.top1:.1f}%): no CNN measured is as fast.")
+    if not vit:
+        lines.append("On this device a CNN is enough: every point of the front is a CNN.")
+    elif not cnn:
+        lines.append("On this device no CNN is on the front: the transformers win at every latency.")
+    else:
+        lines.append("On this device the answer depends on the budget: CNNs hold the front where it has CNNs, "
+                     "transformers where it has transformers.")
+    return "\n".join(lines)
+
+
+# --- the capstone widget -------------------------------------------------------------------------
+
+
+class CapstoneWidget:
+    """Device, threads, batch size, backend and model set -> measure -> table and the two plots.
+
+    Measuring takes seconds to minutes, so nothing runs on a control change: the button (or
+    :meth:`run` from code) measures the current setting; settings already measured come from a
+    cache.
+
+    Attributes:
+        widget: the ipywidgets container; ``controls``: ``{name: control}``;
+        rows: the latest :class:`CapstoneRow` list; ``cache``: ``{setting: rows}``.
+    """
+
+    def __init__(self, fast: bool = True, budget_s: Optional[float] = None):
+        import ipywidgets as widgets
+
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (["mps"] if torch.backends.mps.is_available() else [])
+        cpus = os.cpu_count() or 1
+        self.budget_s = budget_s
+        self.controls = {
+            "device": widgets.Dropdown(options=devices, value=devices[0], description="device"),
+            "threads": widgets.IntSlider(value=1, min=1, max=cpus, description="threads", continuous_update=False),
+            "batch": widgets.Dropdown(options=[1, 8, 64], value=1, description="batch"),
+            "backend": widgets.Dropdown(options=["eager", "onnxruntime"], value="eager", description="backend"),
+            "models": widgets.Dropdown(options=["FAST subset", "all"], value="FAST subset" if fast else "all",
+                                       description="models"),
+        }
+        self.button = widgets.Button(description="measure", button_style="primary")
+        self.status = widgets.HTML()
+        self.table = widgets.HTML()
+        self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="900px"))
+        self.button.on_click(lambda _: self.run())
+        self.rows: List[CapstoneRow] = []
+        self.cache: Dict[tuple, List[CapstoneRow]] = {}
+        self.widget = widgets.VBox([
+            widgets.HTML("<b>Capstone: published top-1 vs latency measured here</b>"),
+            widgets.HBox(list(self.controls.values())[:3]),
+            widgets.HBox(list(self.controls.values())[3:] + [self.button]),
+            self.status, self.plot, self.table,
+        ])
+
+    def setting(self) -> dict:
+        return {name: control.value for name, control in self.controls.items()}
+
+    def run(self, **values) -> List[CapstoneRow]:
+        """Set the controls given (``threads=2, backend="onnxruntime"``...), measure, redraw."""
+        for name, value in values.items():
+            if name not in self.controls:
+                raise ValueError(f"unknown control {name!r}; controls: {list(self.controls)}")
+            self.controls[name].value = value
+        s = self.setting()
+        key = tuple(sorted(s.items()))
+        self.status.value = "measuring..."
+        start = time.perf_counter()
+        if key not in self.cache:
+            names = FAST_SUBSET if s["models"] == "FAST subset" else None
+            self.cache[key] = capstone_table(
+                names=names, threads=s["threads"], batch=s["batch"], device=s["device"],
+                backends=(s["backend"],), budget_s=self.budget_s or 0.3,
+            )
+        self.rows = self.cache[key]
+        fig = capstone_figure(self.rows, backend=s["backend"])
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=80)
+        self.plot.value = buffer.getvalue()
+        self.table.value = "<pre>" + format_capstone(self.rows) + "\n\n" + is_cnn_enough(self.rows, s["backend"]) + "</pre>"
+        self.status.value = f"measured in {time.perf_counter() - start:.1f} s"
+        return self.rows
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def capstone_widget(fast: bool = True, budget_s: Optional[float] = None) -> CapstoneWidget:
+    """The capstone's explorer (see :class:`CapstoneWidget`)."""
+    return CapstoneWidget(fast=fast, budget_s=budget_s)
