@@ -399,34 +399,7 @@ def test_exercises_pass_right_answers_and_explain_wrong_ones(exercise_id):
     assert not result.passed and hint in result.message, result.message
 
 
-# --- notebook: grading round trip ----------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_grading_round_trip_of_the_chapter_3_exercises(tmp_path):
-    """The notebook's own exercise cells, graded: solutions get full marks, the student copy 0."""
-    from course.grading import grade, release_notebook
-
-    solution = nbformat.read(ROOT / "solutions" / "03_channel_shuffle.ipynb", as_version=4)
-    keep = []
-    for cell in solution.cells:
-        meta = cell.get("metadata", {})
-        setup = cell.cell_type == "code" and ("parameters" in meta.get("tags", []) or "import course" in cell.source
-                                              or cell.source.startswith("%matplotlib"))
-        if setup or "exercise" in meta.get("course", {}):
-            keep.append(cell)
-    small = nbformat.v4.new_notebook(cells=keep, metadata=solution.metadata)
-    nbformat.write(small, tmp_path / "solution.ipynb")
-    nbformat.write(release_notebook(small), tmp_path / "student.ipynb")
-    results = {r.name: r for r in grade(sorted(tmp_path.glob("*.ipynb")), tmp_path / "grades",
-                                        timeout_s=300, cell_timeout_s=180, case_timeout_s=30, quiet=True)}
-    points = {e.id: e.max_points for e in results["solution"].exercises}
-    assert points == {"3.1": 2, "3.2": 2, "3.3": 2, "3.4": 3}
-    solved = results["solution"]
-    assert solved.total == 9 and solved.errors == [], ([e.message for e in solved.exercises], solved.errors, solved.timeouts)
-    assert results["student"].total == 0
-    for e in results["student"].exercises:
-        assert "not attempted yet" in e.message, e.message
+# --- the released notebook ---------------------------------------------------------------------
 
 
 def test_student_notebook_is_released():

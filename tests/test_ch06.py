@@ -168,17 +168,3 @@ def test_chapter6_exercises_accept_right_and_reject_wrong_answers():
     assert not no_mlp.passed
     assert not check("6.3", "pool", quiet=True).passed
     assert "not a mixer name" in check("6.3", "mlp", quiet=True).message
-
-
-@pytest.mark.slow
-def test_chapter6_grading_round_trip(tmp_path):
-    from pathlib import Path
-
-    from course.grading import grade
-
-    root = Path(__file__).resolve().parents[1]
-    paths = [root / "solutions" / "06_metaformer.ipynb", root / "notebooks" / "06_metaformer.ipynb"]
-    solution, student = grade(paths, tmp_path / "grades", timeout_s=300, cell_timeout_s=120, quiet=True)
-    assert solution.total == 7 and all(e.points == e.max_points for e in solution.exercises)
-    assert student.total == 0
-    assert all("not attempted yet" in e.message for e in student.exercises)

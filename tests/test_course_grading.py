@@ -1,0 +1,79 @@
+"""Grading round trips on the real course, every chapter in one batch (``--jobs 2``).
+
+For each chapter: the solution notebook gets full marks; the released student notebook gets
+zero with a "not attempted" message per exercise; and a copy of the solution with its first
+exercise answered wrongly loses exactly that exercise's points.
+"""
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+MARKERS = re.compile(r"^([ \t]*)### BEGIN SOLUTION[^\n]*\n.*?^[ \t]*### END SOLUTION[^\n]*$", re.S | re.M)
+
+
+def _first_exercise_answered_wrongly(source: Path, dest: Path) -> str:
+    """Copy ``source`` with the first solution region replaced by a wrong answer; return its id."""
+    nb = nbformat.read(source, as_version=4)
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("course", {})
+        if meta.get("part") == "solution":
+            # Inside a function: return None. At top level: leave the value at its None default.
+            cell.source = MARKERS.sub(lambda m: m.group(1) + ("return None" if m.group(1) else "pass"), cell.source, count=1)
+            nbformat.write(nb, dest)
+            return meta["exercise"]
+    raise AssertionError(f"{source.name} has no exercise")
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    from course.grading import grade
+
+    work = tmp_path_factory.mktemp("course_grading")
+    (work / "wrong").mkdir()
+    wrong_ids = {}
+    submissions = []
+    for solution in SOLUTIONS:
+        wrong = work / "wrong" / solution.name
+        wrong_ids[solution.name] = _first_exercise_answered_wrongly(solution, wrong)
+        submissions += [solution, ROOT / "notebooks" / solution.name, wrong]
+    results = grade(submissions, work / "grades", timeout_s=600, cell_timeout_s=300, jobs=2, quiet=True)
+    by_path = {Path(r.submission).resolve(): r for r in results}
+    return by_path, wrong_ids, work
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
+def test_solution_gets_full_marks(graded, solution):
+    by_path, _, _ = graded
+    result = by_path[solution.resolve()]
+    assert result.max_points > 0
+    assert result.total == result.max_points, "\n".join(e.message for e in result.exercises if not e.passed)
+    assert len(result.exercises) >= 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
+def test_student_copy_gets_zero_with_a_message_per_exercise(graded, solution):
+    by_path, _, _ = graded
+    result = by_path[(ROOT / "notebooks" / solution.name).resolve()]
+    assert result.total == 0 and result.max_points == by_path[solution.resolve()].max_points
+    for exercise in result.exercises:
+        assert exercise.points == 0 and "not attempted" in exercise.message, exercise.message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
+def test_one_wrong_answer_loses_exactly_its_points(graded, solution):
+    by_path, wrong_ids, work = graded
+    full = by_path[solution.resolve()]
+    result = by_path[(work / "wrong" / solution.name).resolve()]
+    wrong_id = wrong_ids[solution.name]
+    lost = {e.id: e.max_points for e in full.exercises}[wrong_id]
+    assert result.total == full.max_points - lost
+    (exercise,) = [e for e in result.exercises if e.id == wrong_id]
+    assert exercise.points == 0 and "not attempted" not in exercise.message
