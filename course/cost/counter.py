@@ -80,12 +80,12 @@ def _tensors(tree) -> List[torch.Tensor]:
     if isinstance(tree, torch.Tensor):
         return [tree]
     found: List[torch.Tensor] = []
-    items = list(tree.values()) if isinstance(tree, dict) else list(tree) if isinstance(tree, (tuple, list)) else []
+    items = tree.values() if isinstance(tree, dict) else tree if isinstance(tree, (tuple, list)) else ()
     for item in items:
         if isinstance(item, torch.Tensor):
             found.append(item)
-        elif isinstance(item, (tuple, list, dict)):
-            found.extend(_tensors(item))
+        elif isinstance(item, dict) or (isinstance(item, (tuple, list)) and item and not isinstance(item[0], int)):
+            found.extend(_tensors(item))  # (lists of ints, e.g. a conv's stride, hold no tensor)
     return found
 
 
@@ -211,10 +211,12 @@ def _run(model: Any, modules, inputs: tuple, kwargs: dict, on_meta: bool):
     """
     stack = _ModuleStack(modules)
     mode = _CountingMode(stack, on_meta)
-    flags = [module.training for _, module in modules]
+    # Set the flag in each module's __dict__ directly: nn.Module.__setattr__ is slow enough to
+    # matter when a small model is counted in a few milliseconds.
+    training = [module for _, module in modules if module.training]
     try:
-        for _, module in modules:
-            module.training = False
+        for module in training:
+            module.__dict__["training"] = False
         with torch.no_grad(), (weights_on_meta(m for _, m in modules) if on_meta else nullcontext()), mode, \
                 _AttentionMode(mode):
             if on_meta:
@@ -222,8 +224,8 @@ def _run(model: Any, modules, inputs: tuple, kwargs: dict, on_meta: bool):
             output = model(*inputs, **kwargs)
     finally:
         stack.remove()
-        for (_, module), flag in zip(modules, flags):
-            module.training = flag
+        for module in training:
+            module.__dict__["training"] = True
     return mode.records, stack, output
 
 

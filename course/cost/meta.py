@@ -7,11 +7,27 @@ numbers as a real one, needs no activation memory, and counts a ViT at 1024x1024
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Iterable, Optional
 
 import torch
 from torch import nn
 from torch.utils._pytree import tree_map
+from torch.utils.weak import WeakIdKeyDictionary
+
+
+#: real tensor -> its meta stand-in, kept while the real tensor lives (counting a model again,
+#: as an explorer does on every slider move, reuses them).
+_META_TWINS = WeakIdKeyDictionary()
+
+
+def _meta_twin(tensor: torch.Tensor) -> torch.Tensor:
+    meta = _META_TWINS.get(tensor)
+    if meta is None or meta.shape != tensor.shape or meta.dtype != tensor.dtype:
+        meta = torch.empty_like(tensor, device="meta")
+        if isinstance(tensor, nn.Parameter):
+            meta = nn.Parameter(meta, requires_grad=False)
+        _META_TWINS[tensor] = meta
+    return meta
 
 
 @contextmanager
@@ -22,19 +38,12 @@ def weights_on_meta(modules: Iterable[nn.Module]):
     shared by several modules stays shared.
     """
     saved = []
-    meta_of: Dict[int, torch.Tensor] = {}
     for module in modules:
         for table in (module._parameters, module._buffers):
             for name, tensor in list(table.items()):
-                if tensor is None:
-                    continue
-                if id(tensor) not in meta_of:
-                    meta = torch.empty_like(tensor, device="meta")
-                    if isinstance(tensor, nn.Parameter):
-                        meta = nn.Parameter(meta, requires_grad=False)
-                    meta_of[id(tensor)] = meta
-                saved.append((table, name, tensor))
-                table[name] = meta_of[id(tensor)]
+                if tensor is not None:
+                    saved.append((table, name, tensor))
+                    table[name] = _meta_twin(tensor)
     try:
         yield
     finally:
