@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from course.blocks.conv import ConvBNAct, DepthwiseSeparableConv
+from course.models.twins import copy_state_by_name
 from course.models.zoo import Paper, register_model
 
 __all__ = [
@@ -164,22 +165,7 @@ def load_twin_weights(model: MobileNetV1, twin: nn.Module) -> None:
     Raises:
         ValueError: when a tensor is missing on either side or has another shape.
     """
-    source = twin.state_dict()
-    mapping = twin_name_map(model)
-    targets = model.state_dict()
-    unused = sorted(set(source) - set(mapping.values()))
-    if unused:
-        raise ValueError(f"twin tensors with no course counterpart: {unused}")
-    state = {}
-    for ours, theirs in mapping.items():
-        if theirs not in source:
-            raise ValueError(f"twin has no tensor {theirs!r} (for {ours!r})")
-        if source[theirs].shape != targets[ours].shape:
-            raise ValueError(
-                f"shape mismatch: course {ours} {tuple(targets[ours].shape)} vs twin {theirs} {tuple(source[theirs].shape)}"
-            )
-        state[ours] = source[theirs]
-    model.load_state_dict(state, strict=True)
+    copy_state_by_name(model, twin, twin_name_map(model))
 
 
 _CITATION = (

@@ -17,7 +17,6 @@ maps names explicitly (see :data:`TIMM_NAMES`).
 from __future__ import annotations
 
 import copy
-import re
 from typing import Dict, Sequence, Tuple
 
 import torch

@@ -49,3 +49,26 @@ def copy_state_by_order(target: nn.Module, source: nn.Module, skip: Iterable[str
             raise ValueError(f"shape mismatch: course {dk} {tuple(dv.shape)} vs twin {sk} {tuple(sv.shape)}")
         mapped[dk] = sv
     target.load_state_dict(mapped, strict=False)
+
+
+def copy_state_by_name(target: nn.Module, source: nn.Module, mapping: Dict[str, str]) -> None:
+    """Copy ``source``'s tensors into ``target`` by a name mapping ``{target name: source name}``.
+
+    Every tensor of the source must be mapped and every mapped pair must have the same shape;
+    the target is loaded strictly (nothing left out).
+
+    Raises:
+        ValueError: naming the first tensor that is unmapped, missing or of another shape.
+    """
+    src, dst = source.state_dict(), target.state_dict()
+    unused = sorted(set(src) - set(mapping.values()))
+    if unused:
+        raise ValueError(f"twin tensors with no course counterpart: {unused}")
+    state = {}
+    for ours, theirs in mapping.items():
+        if theirs not in src:
+            raise ValueError(f"twin has no tensor {theirs!r} (for {ours!r})")
+        if src[theirs].shape != dst[ours].shape:
+            raise ValueError(f"shape mismatch: course {ours} {tuple(dst[ours].shape)} vs twin {theirs} {tuple(src[theirs].shape)}")
+        state[ours] = src[theirs]
+    target.load_state_dict(state, strict=True)
