@@ -30,6 +30,7 @@ from typing import Dict, List, Optional
 import torch
 from torch import nn
 
+from course.latency.policy import resolve_threads, threads_set
 from course.latency.timing import Timing, environment, measure
 
 __all__ = ["ModuleTime", "OperatorTime", "Profile", "op_type", "profile_model", "stamp"]
@@ -269,7 +270,8 @@ def profile_model(
         model: run in eval mode (restored afterwards) under ``torch.inference_mode``.
         x: the input, e.g. ``(B, 3, H, W)``, on the device to profile.
         runs, warmup: profiled and unprofiled warm-up passes.
-        threads: ``torch.set_num_threads`` for the whole measurement (restored afterwards).
+        threads: ``torch.set_num_threads`` for the whole measurement (``None``: the course
+            policy's, :mod:`course.latency.policy`; restored afterwards).
         budget_s: budget of the end-to-end measurement.
 
     Returns:
@@ -280,20 +282,15 @@ def profile_model(
 
     if runs < 1 or warmup < 0:
         raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    threads = resolve_threads(threads)
     device = x.device
     was_training = model.training
     model.eval()
-    previous = torch.get_num_threads()
     try:
-        if threads is not None:
-            torch.set_num_threads(threads)
-        used = torch.get_num_threads()
-        with torch.inference_mode():
+        with threads_set(threads) as used, torch.inference_mode():
             for _ in range(warmup):
                 model(x)
-            end_to_end = measure(model, x, budget_s=budget_s, warmup=1)
+            end_to_end = measure(model, x, threads=used, budget_s=budget_s, warmup=1)
             handles = _label_modules(model, device)
             try:
                 with _quiet_native_stderr():
@@ -306,7 +303,6 @@ def profile_model(
                 for handle in handles:
                     handle.remove()
     finally:
-        torch.set_num_threads(previous)
         model.train(was_training)
 
     types = {name: (type(m).__name__, op_type(m)) for name, m in model.named_modules()}
