@@ -1,7 +1,8 @@
 """The measurement policy driven by a fake clock: deterministic, no real time anywhere.
 
 A :class:`FakeClock` only moves when the fake workload runs: each call advances it by the next
-scripted duration. So spikes, noise, minimum samples, the re-measure rule and the budget are all checked exactly, on any machine, however busy.
+scripted duration. So spikes, noise, minimum samples, the re-measure rule, the budget and the
+interleaving order are all checked exactly, on any machine, however busy.
 """
 
 import itertools
@@ -11,10 +12,13 @@ import torch
 
 from course.latency import (
     Timing,
+    describe_speedup,
     environment,
     format_time,
     measure,
+    measure_interleaved,
     policy,
+    speedup,
 )
 
 
@@ -205,6 +209,83 @@ def test_threads_restored_when_the_call_raises(where):
     with pytest.raises(RuntimeError, match="boom"):
         measure(flaky, budget_s=0.02, threads=1, clock=clock)
     assert torch.get_num_threads() == 2
+
+
+# --- measure_interleaved and speedup ---------------------------------------------------------------
+
+
+def test_interleaved_rounds_alternate_and_rotate():
+    clock = FakeClock()
+    log = []
+    cases = {name: (clock.workload(constant(1.0), log, name), ()) for name in "ABC"}
+    result = measure_interleaved(cases, budget_s=0.1, warmup=1, clock=clock)
+    assert list(result) == ["A", "B", "C"]
+    warm, rounds = log[:3], log[3:]
+    assert warm == ["A", "B", "C"]
+    assert len(rounds) == 3 * 5  # slow calls: the five rounds the policy requires
+    assert rounds == list("ABC" "BCA" "CAB" "ABC" "BCA")  # each round starts one later
+    assert all(t.samples == 5 and t.group == result["A"].group for t in result.values())
+
+
+def test_a_load_spike_hits_both_sides_and_cancels_in_the_paired_ratio():
+    clock = FakeClock()
+    slow_round = 3  # in that round everything takes 10 times longer
+    a = [1e-3] + [1e-3 * (10 if i == slow_round else 1) for i in range(100)]
+    b = [3e-3] + [3e-3 * (10 if i == slow_round else 1) for i in range(100)]
+    with policy.using(target_samples=5):
+        result = measure_interleaved({"a": (clock.workload(a), ()), "b": (clock.workload(b), ())},
+                                     budget_s=0.02, warmup=1, clock=clock)
+    ta, tb = result["a"], result["b"]
+    assert ta.times_s[slow_round] == pytest.approx(1e-2) and tb.times_s[slow_round] == pytest.approx(3e-2)
+    s = speedup(ta, tb)
+    assert s.paired and s.clear
+    assert s.value == pytest.approx(3.0) and s.low == pytest.approx(3.0) and s.high == pytest.approx(3.0)
+
+
+def test_interleaved_remeasures_all_sides_together():
+    clock = FakeClock()
+    budget = 0.04
+    # Noisy until the first attempt's budget is spent, steady afterwards.
+    flip = itertools.cycle([1e-3, 3e-3])
+    noisy = clock.workload(lambda now: next(flip) if now < budget else 2e-3)
+    steady = clock.workload(constant(1e-3))
+    result = measure_interleaved({"noisy": (noisy, ()), "steady": (steady, ())}, budget_s=budget, warmup=1,
+                                 clock=clock)
+    assert {t.attempts for t in result.values()} == {2}
+    assert len({t.group for t in result.values()}) == 1  # both from the same (kept) attempt
+    assert not result["noisy"].noisy and result["noisy"].median_s == pytest.approx(2e-3)
+
+
+def test_interleaved_threads_restored_and_bad_cases():
+    torch.set_num_threads(2)
+    clock = FakeClock()
+
+    def broken():
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        measure_interleaved({"x": (broken, ())}, clock=clock)
+    assert torch.get_num_threads() == 2
+    with pytest.raises(ValueError, match="cases"):
+        measure_interleaved({"x": (clock.workload(constant(1.0)), "not a tuple")}, clock=clock)
+    with pytest.raises(ValueError, match="at least one"):
+        measure_interleaved({})
+
+
+def test_speedup_unpaired_is_conservative_and_sentences_follow_the_numbers():
+    fast = Timing(1e-3, 0.1e-3, 20, "cpu", 1)
+    slow = Timing(3e-3, 0.2e-3, 20, "cpu", 1)
+    s = speedup(fast, slow)
+    assert not s.paired and s.value == pytest.approx(3.0)
+    assert s.low == pytest.approx(2.9e-3 / 1.05e-3) and s.high == pytest.approx(3.1e-3 / 0.95e-3)
+    assert describe_speedup("separable", fast, "standard", slow, 1e6, 8.4e6) == (
+        "On this device, separable is 3.0x faster than standard (IQR 2.76-3.26x) for 8.4x fewer MACs.")
+    assert describe_speedup("standard", slow, "separable", fast).startswith(
+        "On this device, standard is 3.0x slower than separable")
+    same = Timing(1.02e-3, 0.1e-3, 20, "cpu", 1)
+    assert "the same time within the noise" in describe_speedup("A", fast, "B", same, 1, 2)
+    noisy = Timing(3e-3, 1e-3, 20, "cpu", 1)
+    assert describe_speedup("A", fast, "B", noisy).endswith("(noisy: rerun on a quieter machine)")
 
 
 # --- what is shown ---------------------------------------------------------------------------------
