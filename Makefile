@@ -5,14 +5,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.install-stamp
 PORT   ?= 8888
 
-.PHONY: install lab test test-fast release bench clean
+.PHONY: install lab test test-fast release bench site site-instructor clean
 
 install: $(STAMP)
 
 # Re-installs only when the project's requirements change; `touch pyproject.toml` forces it.
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,site]'
 	@touch $(STAMP)
 
 lab: install
@@ -27,6 +27,15 @@ test-fast: install
 
 release: install
 	$(VENV)/bin/course release
+
+# The course as a website (no network, no execution): the student edition in build/site/;
+# `make site SITE=instructor` (or `make site-instructor`) builds build/site-instructor/ with solutions.
+SITE ?= student
+site: install
+	$(PY) -m course.site $(if $(filter instructor,$(SITE)),--instructor)
+
+site-instructor:
+	$(MAKE) site SITE=instructor
 
 # The speed budget (counter, explorer, import, notebooks): one table; not part of `make test`.
 bench: install
