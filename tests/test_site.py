@@ -54,10 +54,12 @@ needs_sphinx = pytest.mark.skipif(
 # ---------------------------------------------------------------- README -> front page
 
 
-def test_readme_table_lists_every_chapter_notebook():
+def test_readme_table_names_existing_chapter_notebooks():
+    # A notebook the table does not describe yet still gets its page (see index.py); a row
+    # naming a notebook that does not exist would be a dead link, so the build refuses it.
     rows = chapter_rows((ROOT / "README.md").read_text(encoding="utf-8"))
     assert NOTEBOOKS, "no solutions/NN_*.ipynb"
-    assert sorted(rows) == [p.stem for p in NOTEBOOKS]
+    assert rows and set(rows) <= {p.stem for p in NOTEBOOKS}
     assert rows["01_convolution_cost"]["number"] == "1"
     assert rows["01_convolution_cost"]["description"].startswith("Shapes, parameters, MACs vs FLOPs")
 
