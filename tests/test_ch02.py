@@ -14,6 +14,7 @@ from course.blocks.conv import ConvBNAct, DepthwiseConv, DepthwiseSeparableConv,
 from course.chapters import ch02
 from course.cost import conv2d, count
 from course.cost.separable import depthwise_conv, fire, group_conv, pointwise_conv, separable_conv, separable_ratio
+from course.equivalence import randomize_weights
 from course.exercises import check
 from course.latency import Timing
 from course.models import create_model, list_models, zoo
@@ -212,7 +213,7 @@ def test_mobilenet_with_relu_is_the_papers_text_and_timm_with_relu():
     import timm
 
     twin = timm.create_model("mobilenetv1_100", pretrained=False, act_layer="relu").eval()
-    ch02._randomize(twin, seed=3)
+    randomize_weights(twin, seed=3)
     model = create_model("mobilenetv1_100", activation=nn.ReLU).eval()
     mobilenetv1.load_twin_weights(model, twin)
     x = seeded(1, 3, 160, 160)

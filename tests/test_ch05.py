@@ -304,7 +304,7 @@ def test_zoo_entries():
 
 
 def test_peak_memory_counts_live_tensors_on_cpu():
-    from course.chapters.ch05 import peak_memory_bytes
+    from course.latency.memory import peak_memory_bytes
 
     def two_alive():  # a and b (4 MB each) alive together, then their sum: 12 MB
         a = torch.ones(1000, 1000)
@@ -322,7 +322,8 @@ def test_peak_memory_counts_live_tensors_on_cpu():
 
 def test_peak_memory_of_unfused_attention_holds_the_scores():
     """The explicit attention keeps the (T x T) scores: the peak exceeds their bytes."""
-    from course.chapters.ch05 import attention_layer, peak_memory_bytes
+    from course.chapters.ch05 import attention_layer
+    from course.latency.memory import peak_memory_bytes
 
     layer = attention_layer("global", C=32, heads=1).eval()
     x = seeded(1, 32, 32, 32)

@@ -19,6 +19,8 @@ from course.blocks.reparam import (
     reparameterize_model,
 )
 from course.chapters import ch07
+from course.equivalence import max_relative_diff, randomize_bn
+from course.latency.memory import peak_activation_bytes
 from course.cost import count
 from course.exercises import REGISTRY, check
 from course.models import create_model, list_models, zoo
@@ -38,12 +40,12 @@ def n_params(model):
 def test_fuse_conv_bn_equals_pytorch(groups, stride, bias):
     torch.manual_seed(0)
     conv = nn.Conv2d(8, 16, 3, stride, 1, groups=groups, bias=bias)
-    bn = ch07.randomize_bn(nn.Sequential(nn.BatchNorm2d(16)), seed=1)[0].eval()
+    bn = randomize_bn(nn.Sequential(nn.BatchNorm2d(16)), seed=1)[0].eval()
     x = torch.randn(2, 8, 13, 11, generator=GEN())
     with torch.no_grad():
         expected = bn(conv(x))
         got = fuse_conv_bn(conv, bn)(x)
-    assert ch07.max_relative_diff(got, expected) < 1e-6
+    assert max_relative_diff(got, expected) < 1e-6
     # the formula by hand, channel 3
     t = bn.weight[3] / torch.sqrt(bn.running_var[3] + bn.eps)
     w, b = fold_bn(conv.weight, bn, conv.bias)
@@ -94,7 +96,7 @@ BLOCKS = [
 @pytest.mark.parametrize("name,make", BLOCKS, ids=[b[0] for b in BLOCKS])
 def test_block_deploy_equals_train(name, make):
     torch.manual_seed(0)
-    block = ch07.randomize_bn(make(), seed=3).eval()
+    block = randomize_bn(make(), seed=3).eval()
     x = torch.randn(2, 16, 12, 12, generator=GEN())
     deploy, diff = ch07.deploy_vs_train(block, x)
     assert diff < 1e-5
@@ -104,19 +106,19 @@ def test_block_deploy_equals_train(name, make):
     assert convs and all(m.bias is not None for m in convs)  # one conv with bias per unit (+ SE's)
     reparameterize_model(deploy, inplace=True)  # idempotent
     with torch.no_grad():
-        assert ch07.max_relative_diff(deploy(x), block(x)) < 1e-5
+        assert max_relative_diff(deploy(x), block(x)) < 1e-5
 
 
 def test_bn_statistics_are_non_trivial():
-    block = ch07.randomize_bn(RepVGGBlock(8, 8), seed=0).eval()
+    block = randomize_bn(RepVGGBlock(8, 8), seed=0).eval()
     bn = block.identity
     assert bn.running_var.min() >= 0.5 and bn.running_var.max() <= 2.0 and bn.running_mean.abs().max() > 0
     assert 0.5 <= bn.weight.min() and bn.weight.max() <= 1.0 and bn.bias.abs().max() > 0
-    again = ch07.randomize_bn(RepVGGBlock(8, 8), seed=0).identity
+    again = randomize_bn(RepVGGBlock(8, 8), seed=0).identity
     assert torch.equal(again.running_var, bn.running_var)  # seeded
     x = torch.randn(1, 8, 6, 6, generator=GEN())
     with torch.no_grad():
-        assert ch07.max_relative_diff(bn(x), x) > 0.1  # not the identity map
+        assert max_relative_diff(bn(x), x) > 0.1  # not the identity map
 
 
 def test_deploy_flag_builds_what_reparameterize_gives():
@@ -168,18 +170,18 @@ class _TwoConvs(nn.Module):
 def test_peak_activation_bytes_hand_counts():
     x = torch.randn(1, 8, 32, 32)
     unit = 16 * 32 * 32 * 4  # one (1, 16, 32, 32) float32 tensor
-    assert ch07.peak_activation_bytes(_TwoConvs(), x) == 3 * unit  # a, b and a + b
+    assert peak_activation_bytes(_TwoConvs(), x) == 3 * unit  # a, b and a + b
     conv_relu = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(inplace=True))
-    assert ch07.peak_activation_bytes(conv_relu, x) == unit  # the in-place ReLU allocates nothing
-    assert ch07.peak_activation_bytes(nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.ReLU()), x) == 2 * unit
+    assert peak_activation_bytes(conv_relu, x) == unit  # the in-place ReLU allocates nothing
+    assert peak_activation_bytes(nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.ReLU()), x) == 2 * unit
     # RepVGG: BN(conv1x1) alive while BN(conv3x3) is computed (conv out + BN out) = 3 tensors;
     # deploy: one conv output, ReLU in place.
-    block = ch07.randomize_bn(RepVGGBlock(16, 16)).eval()
+    block = randomize_bn(RepVGGBlock(16, 16)).eval()
     y = torch.randn(1, 16, 32, 32)
-    assert ch07.peak_activation_bytes(block, y) == 3 * unit
-    assert ch07.peak_activation_bytes(reparameterize_model(block), y) == unit
+    assert peak_activation_bytes(block, y) == 3 * unit
+    assert peak_activation_bytes(reparameterize_model(block), y) == unit
     # a view of a weight (linear's transpose) is not new memory
-    assert ch07.peak_activation_bytes(nn.Linear(64, 10), torch.randn(2, 64)) == 2 * 10 * 4
+    assert peak_activation_bytes(nn.Linear(64, 10), torch.randn(2, 64)) == 2 * 10 * 4
 
 
 def test_compare_train_deploy_block():
@@ -250,7 +252,7 @@ def _twin_check(name, size, deploy_twin=True, float64=True):
     torch.manual_seed(0)
     entry = zoo[name]
     x = torch.randn(1, 3, size, size, generator=GEN(1))
-    twin = ch07.randomize_bn(create_twin(entry), seed=0).eval()
+    twin = randomize_bn(create_twin(entry), seed=0).eval()
     model = create_model(name).eval()
     assert n_params(model) == n_params(twin)
     entry.twin_weights(model, twin)
@@ -270,8 +272,8 @@ def _twin_check(name, size, deploy_twin=True, float64=True):
             assert n_params(built) == n_params(twin_deploy)
             zoo[name + "_deploy"].twin_weights(built, twin)  # re-parameterizes a copy of the twin
             y_built = built(x)
-            assert ch07.max_relative_diff(y_built, twin_deploy(x)) < 1e-5
-            assert ch07.max_relative_diff(y_built, deploy(x)) < 1e-5
+            assert max_relative_diff(y_built, twin_deploy(x)) < 1e-5
+            assert max_relative_diff(y_built, deploy(x)) < 1e-5
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ from torch import nn
 from course.blocks.conv import DepthwiseConv, GroupConv, PointwiseConv
 from course.cost import Cost, conv2d, count
 from course.cost.separable import depthwise_conv, group_conv, pointwise_conv, separable_conv
+from course.equivalence import randomize_weights
 from course.latency import measure
 from course.widgets import Explorer
 
@@ -385,27 +386,6 @@ def plot_alpha_rho(rows: Sequence[dict]):
 # --- the course models against their twins -------------------------------------------------------
 
 
-def _randomize(model: nn.Module, seed: int) -> None:
-    """Seeded random weights that keep activations alive through a deep net (He-normal
-    weights, biases and BN shifts in +-0.1, BN scales in [0.5, 1.5]) and random batch-norm
-    statistics, so that a wrong name mapping shows in the outputs."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() > 1:
-                fan_in = p[0].numel()
-                p.copy_(torch.randn(p.shape, generator=g) * (2.0 / fan_in) ** 0.5)
-            elif name.endswith("weight"):  # a norm's scale
-                p.copy_(torch.rand(p.shape, generator=g) + 0.5)
-            else:
-                p.copy_(torch.rand(p.shape, generator=g) * 0.2 - 0.1)
-        for name, b in model.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.rand(b.shape, generator=g) * 0.2 - 0.1)
-            elif name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
-
-
 def compare_with_twin(name: str, seed: int = 0, batch: int = 2, size: Optional[int] = None) -> Dict[str, Any]:
     """Build zoo model ``name`` and its twin, give the twin seeded random weights (and BN
     statistics), copy them into the course model by the model file's documented name mapping,
@@ -419,7 +399,7 @@ def compare_with_twin(name: str, seed: int = 0, batch: int = 2, size: Optional[i
     entry = zoo[name]
     model = create_model(name).eval()
     twin = create_twin(entry).eval()
-    _randomize(twin, seed)
+    randomize_weights(twin, seed)
     entry.twin_weights(model, twin)
     size = size or entry.input_size
     x = _seeded(batch, 3, size, size, seed=seed + 1)

@@ -22,6 +22,7 @@ from course import latency
 from course.blocks.shuffle import ShuffleV1Unit, ShuffleV2Unit, channel_shuffle
 from course.cost import count
 from course.cost.shuffle import group_conv_mac, memory_access_cost, shuffle_v1_unit, shuffle_v2_unit
+from course.latency.devices import default_device
 
 __all__ = [
     "GUIDELINES",
@@ -295,15 +296,6 @@ def _build(guideline: str, setting, c: Optional[int]) -> nn.Module:
     if guideline == "G3":
         return g3_net(setting[0], setting[1], c)
     return g4_net(c, *setting)
-
-
-def default_device() -> str:
-    """``"cuda"`` or ``"mps"`` when present, else ``"cpu"``."""
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ and the inverted-residual explorer.
 * :func:`mobilenetv1_cost_by_type` -- MobileNetV1's MACs and parameters by layer type, from the
   formulas (the paper's Table 2 in a few lines): why V1 was unbalanced.
 * :func:`operator_shares` -- for any model, the share of MACs (the counter) and the share of
-  measured CPU time (``torch.profiler``) held by each operator type.
+  measured CPU time (:func:`course.latency.profile_model`) held by each operator type.
 * :func:`share_figure` -- the two shares side by side.
 * :func:`block_explorer` -- expansion ratio, kernel size, SE on/off, activation: the block's
   cost (formula vs counter) and its measured latency.
@@ -12,10 +12,7 @@ and the inverted-residual explorer.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -25,6 +22,8 @@ from torch import nn
 from course.blocks.bottleneck import InvertedResidual, make_divisible
 from course.cost import Cost, conv2d, count, linear
 from course.cost.bottleneck import inverted_residual
+from course.latency import op_type, profile_model
+from course.latency.profile import OP_TYPES
 
 __all__ = [
     "CATEGORIES",
@@ -32,7 +31,6 @@ __all__ = [
     "OperatorShare",
     "block_explorer",
     "mobilenetv1_cost_by_type",
-    "module_category",
     "operator_shares",
     "share_figure",
     "shares_table",
@@ -74,22 +72,15 @@ def mobilenetv1_cost_by_type(num_classes: int = 1000) -> Dict[str, Cost]:
 
 # --- MACs vs time by operator type ---------------------------------------------------------
 
-#: The operator types of :func:`operator_shares`, in display order.
-CATEGORIES = (
-    "1x1 conv",
-    "depthwise conv",
-    "dense conv (KxK)",
-    "linear",
-    "batch norm",
-    "activation",
+#: The operator types of :func:`operator_shares`, in display order: the module types of
+#: :data:`course.latency.profile.OP_TYPES`, then the operators a ``forward`` calls itself.
+CATEGORIES = tuple(t for t in OP_TYPES if t != "other") + (
     "add (residual)",
     "mean (pool, SE squeeze)",
     "mul (SE scale)",
     "other ops",
     "overhead (Python, dispatch)",
 )
-
-_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.SiLU, nn.GELU, nn.Hardtanh)
 
 #: ATen operators called outside the modules (in a ``forward``), by profiler name.
 _OP_CATEGORY = {
@@ -101,27 +92,14 @@ _OP_CATEGORY = {
     "aten::mul_": "mul (SE scale)",
 }
 
-_PREFIX = "ch04::"
-_ROOT = _PREFIX + "forward"
 
-
-def module_category(module: nn.Module) -> Optional[str]:
-    """The operator type of a leaf module (``None`` for containers and other modules).
-
-    ``nn.Conv2d`` is a "depthwise conv" when ``groups == in_channels > 1``, a "1x1 conv" when
-    its kernel is 1x1, else a "dense conv (KxK)".
-    """
-    if isinstance(module, nn.Conv2d):
-        if module.groups > 1 and module.groups == module.in_channels:
-            return "depthwise conv"
-        return "1x1 conv" if tuple(module.kernel_size) == (1, 1) else "dense conv (KxK)"
-    if isinstance(module, nn.Linear):
-        return "linear"
-    if isinstance(module, nn.modules.batchnorm._BatchNorm):
-        return "batch norm"
-    if isinstance(module, _ACTIVATIONS):
-        return "activation"
-    return None
+def _category(module: nn.Module) -> Optional[str]:
+    """A leaf module's :func:`course.latency.op_type`, or ``None`` for a container or an "other"
+    module (whose operators are sorted by name instead)."""
+    if next(module.children(), None) is not None:
+        return None
+    kind = op_type(module)
+    return None if kind == "other" else kind
 
 
 @dataclass(frozen=True)
@@ -145,108 +123,32 @@ class OperatorShare:
     time_pct: float
 
 
-def _labelled(model: nn.Module):
-    """Forward hooks that open a ``record_function("ch04::<category>")`` around each leaf module."""
-    from torch.autograd.profiler import record_function
-
-    handles, open_ranges = [], []
-
-    def pre(label):
-        def hook(module, args):
-            scope = record_function(_PREFIX + label)
-            scope.__enter__()
-            open_ranges.append(scope)
-
-        return hook
-
-    def post(module, args, output):
-        open_ranges.pop().__exit__(None, None, None)
-
-    for _, module in model.named_modules():
-        label = module_category(module)
-        if label is not None:
-            handles.append(module.register_forward_pre_hook(pre(label)))
-            handles.append(module.register_forward_hook(post, always_call=True))
-    return handles
-
-
-@contextmanager
-def _native_stderr_silenced():
-    """Send the process's own stderr (file descriptor 2) to /dev/null for a moment: the
-    profiler's native library prints start/stop lines there, which would land in notebooks."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def _time_by_category(model: nn.Module, x: torch.Tensor, runs: int, warmup: int) -> Tuple[Dict[str, float], Dict[str, int]]:
-    """CPU microseconds and calls per category, summed over ``runs`` profiled forward passes."""
-    from torch.autograd.profiler import record_function
-    from torch.profiler import ProfilerActivity, profile
-
-    handles = _labelled(model)
-    try:
-        with torch.inference_mode():
-            for _ in range(warmup):
-                model(x)
-            with _native_stderr_silenced():
-                with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
-                    for _ in range(runs):
-                        with record_function(_ROOT):
-                            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    time_us: Dict[str, float] = defaultdict(float)
-    calls: Dict[str, int] = defaultdict(int)
-    roots = [e for e in prof.events() if e.name == _ROOT]
-    if len(roots) != runs:
-        raise RuntimeError(f"the profiler recorded {len(roots)} forward passes, expected {runs}")
-    for root in roots:
-        inside = 0.0
-        for child in root.cpu_children:
-            if child.name.startswith(_PREFIX):
-                category = child.name[len(_PREFIX):]
-            else:
-                category = _OP_CATEGORY.get(child.name, "other ops")
-            time_us[category] += child.cpu_time_total
-            calls[category] += 1
-            inside += child.cpu_time_total
-        time_us["overhead (Python, dispatch)"] += max(0.0, root.cpu_time_total - inside)
-    return time_us, calls
-
-
 def operator_shares(
     model: nn.Module,
     x: torch.Tensor,
     runs: int = 5,
     warmup: int = 2,
     threads: Optional[int] = None,
+    budget_s: float = 0.2,
 ) -> List[OperatorShare]:
     """Share of the MACs and share of the measured CPU time, by operator type (:data:`CATEGORIES`).
 
-    MACs come from :func:`course.cost.count`, charged to each leaf module's type by
-    :func:`module_category`; MACs of operators a ``forward`` calls directly go to "other ops".
-    Time comes from ``torch.profiler`` (CPU activity, ``record_shapes=False``) over ``runs``
-    forward passes after ``warmup`` unprofiled ones: each leaf module runs inside a labelled
-    range, and each ATen call outside a module (the residual add, the pooling mean, the SE
-    product) is sorted by its name. What the forward pass spends outside every operator
-    (Python, module calls, the hooks themselves) is "overhead (Python, dispatch)". Both
-    shares sum to 100%; the time includes the profiler's own overhead, so read the shares, not
-    the absolute times.
+    Time comes from :func:`course.latency.profile_model` (``torch.profiler``, every module in a
+    labelled range, ``runs`` profiled passes after ``warmup`` unprofiled ones): a leaf module of
+    a known type (conv, norm, activation, linear, pooling ...) is charged its whole time; the
+    ATen operators a ``forward`` calls itself (the residual add, the pooling mean, the SE
+    product) are sorted by name; what is left of the forward pass (Python, module calls, the
+    hooks themselves) is "overhead (Python, dispatch)". MACs come from
+    :func:`course.cost.count`, charged to each leaf module's type; MACs of operators a
+    ``forward`` calls directly go to "other ops". Both shares sum to 100%; the time includes
+    the profiler's own overhead, so read the shares, not the absolute times.
 
     Args:
         model: the network (run in eval mode, under ``torch.inference_mode``).
-        x: its input, e.g. ``torch.randn(1, 3, 224, 224)``; on CPU (the profile is of the CPU).
+        x: its input, e.g. ``torch.randn(1, 3, 224, 224)``; on the CPU (a CPU profile).
         runs, warmup: profiled and unprofiled forward passes.
-        threads: ``torch.set_num_threads`` for the measurement (restored afterwards).
+        threads: CPU threads (``None``: the course policy's, 1); restored afterwards.
+        budget_s: budget of the profile's unprofiled end-to-end measurement.
 
     Returns:
         One :class:`OperatorShare` per type that has MACs or time, in :data:`CATEGORIES` order.
@@ -257,36 +159,45 @@ def operator_shares(
         raise ValueError(f"x must be on the CPU (this is a CPU profile), got device {x.device}")
     was_training = model.training
     model.eval()
-    previous = torch.get_num_threads()
     try:
-        if threads is not None:
-            torch.set_num_threads(threads)
         report = count(model, x)
-        macs: Dict[str, int] = defaultdict(int)
-        module_calls: Dict[str, int] = defaultdict(int)
-        for name, module in model.named_modules():
-            category = module_category(module)
-            if category is not None:
-                macs[category] += report.module_cost(name).macs
-        macs["other ops"] += report.macs - sum(macs.values())
-        time_us, calls = _time_by_category(model, x, runs, warmup)
+        prof = profile_model(model, x, runs=runs, warmup=warmup, threads=threads, budget_s=budget_s)
     finally:
-        torch.set_num_threads(previous)
         model.train(was_training)
-    total_time = sum(time_us.values())
+    modules = dict(model.named_modules())
+    macs: Dict[str, int] = defaultdict(int)
+    for name, module in modules.items():
+        category = _category(module)
+        if category is not None:
+            macs[category] += report.module_cost(name).macs
+    macs["other ops"] += report.macs - sum(macs.values())
+    time_ms: Dict[str, float] = defaultdict(float)
+    calls: Dict[str, int] = defaultdict(int)
+    for m in prof.modules:
+        category = _category(modules[m.name])
+        if category is not None:
+            time_ms[category] += m.total_ms
+            calls[category] += m.calls
+            continue
+        for op in m.direct:
+            time_ms[_OP_CATEGORY.get(op.name, "other ops")] += op.ms
+            calls[_OP_CATEGORY.get(op.name, "other ops")] += op.calls
+        time_ms["overhead (Python, dispatch)"] += max(0.0, m.self_ms - sum(op.ms for op in m.direct))
+    time_ms["overhead (Python, dispatch)"] += prof.unattributed_ms
+    total_time = sum(time_ms.values())
     total_macs = report.macs
     shares = []
     for category in CATEGORIES:
-        if not macs.get(category) and not time_us.get(category):
+        if not macs.get(category) and not time_ms.get(category):
             continue
         shares.append(
             OperatorShare(
                 category=category,
-                calls=calls.get(category, 0) // runs,
+                calls=calls.get(category, 0),
                 macs=macs.get(category, 0),
                 macs_pct=100.0 * macs.get(category, 0) / total_macs if total_macs else 0.0,
-                time_ms=time_us.get(category, 0.0) / runs / 1e3,
-                time_pct=100.0 * time_us.get(category, 0.0) / total_time if total_time else 0.0,
+                time_ms=time_ms.get(category, 0.0),
+                time_pct=100.0 * time_ms.get(category, 0.0) / total_time if total_time else 0.0,
             )
         )
     return shares

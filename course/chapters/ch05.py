@@ -1,7 +1,7 @@
 """Chapter 5: window and spatial-reduction attention. Sweeps, memory, figures and the explorer.
 
-* :func:`peak_memory_bytes`: the peak memory one call allocates (CUDA: the caching allocator's
-  statistics; CPU: the profiler's memory events).
+* :func:`course.latency.memory.peak_memory_bytes` (here as ``ch05.peak_memory_bytes``): the peak
+  memory one call allocates.
 * :func:`vit_attention_table`: closed-form cost of ViT's attention at 224 and 1280 input.
 * :func:`attention_layer` / :func:`attention_formula`: the three attentions of the chapter on
   a ``(B, C, h, w)`` map, and their closed-form costs.
@@ -13,9 +13,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import html
-import os
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -24,6 +21,7 @@ from torch import nn
 from course.blocks.metaformer import AttentionMixer, SpatialReductionMixer, WindowAttentionMixer
 from course.cost import Cost
 from course.cost import attention as formulas
+from course.latency.memory import peak_memory_bytes  # noqa: F401  (the notebook uses ch05.peak_memory_bytes)
 
 __all__ = [
     "ATTENTIONS",
@@ -45,65 +43,6 @@ ATTENTIONS = ("global", "window", "sra")
 #: The setting of the sweeps: a first-stage feature map (stride 4) of width 64 with one head,
 #: Swin's window 7 and PVT's first-stage reduction ratio 8 (PVT-Tiny's stage 1).
 STAGE1 = dict(stride=4, C=64, heads=1, window=7, sr_ratio=8)
-
-
-# --- memory -------------------------------------------------------------------------------------
-
-
-def peak_memory_bytes(fn, *inputs, device: Optional[str] = None) -> int:
-    """Peak bytes allocated *during* one call ``fn(*inputs)`` (under ``torch.no_grad()``), above
-    what was allocated before it (inputs and weights are not counted).
-
-    * CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` (exact, the
-      caching allocator's own bookkeeping).
-    * CPU (and other devices): :mod:`torch.profiler` with ``profile_memory=True``. Every
-      operator event carries the bytes it allocated net of what it freed (its own, without
-      its children's); free events outside operators are ``[memory]`` events. Sorting them by
-      start time and taking the running sum's maximum gives the peak. Memory that an
-      operator allocates and frees inside itself (a temporary workspace) is invisible.
-
-    ``device`` defaults to the first tensor input's device.
-    """
-    if device is None:
-        device = next((str(x.device) for x in inputs if isinstance(x, torch.Tensor)), "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-        base = torch.cuda.memory_allocated(dev)
-        torch.cuda.reset_peak_memory_stats(dev)
-        with torch.no_grad():
-            fn(*inputs)
-        torch.cuda.synchronize(dev)
-        return int(torch.cuda.max_memory_allocated(dev) - base)
-
-    from torch.profiler import ProfilerActivity, profile
-
-    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof, torch.no_grad():
-        fn(*inputs)
-    events = sorted(prof.events(), key=lambda e: e.time_range.start)
-    current = peak = 0
-    for event in events:
-        current += event.self_cpu_memory_usage
-        peak = max(peak, current)
-    return int(peak)
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Silence file descriptor 2 for a while: the profiler's C++ backend (Kineto) logs
-    ``profiler_start`` / ``profiler_stop`` lines there, below Python's ``sys.stderr``."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no real descriptor 2 (some embedded interpreters): nothing to silence
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 # --- ViT's attention, closed form ---------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Chapter 6: MetaFormer. The zoo seen as token mixers, mixers swapped in one macro-architecture.
 
 * :data:`MIXER_TABLE` / :func:`mixer_table`: recent vision backbones and their token mixers.
-* :func:`metaformer_cost`: closed-form MACs and parameters of a whole
-  :class:`course.models.metaformer.MetaFormer` (checked against the counter in the tests).
+* :func:`course.cost.metaformer.metaformer_cost` (also ``ch06.metaformer_cost``): closed-form
+  MACs and parameters of a whole :class:`course.models.metaformer.MetaFormer`.
 * :func:`mixer_costs`: each mixer alone on one map, formula and counter.
 * :func:`compare_mixers`: one macro-architecture, every mixer: params, MACs, latency.
 * :func:`metaformer_explorer`: pick the mixer, the stage depths and the width.
@@ -10,12 +10,12 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence
 
 import torch
 
-from course.cost import Cost, conv2d, linear
 from course.cost import attention as formulas
+from course.cost.metaformer import metaformer_cost, most_params_mixer  # noqa: F401  (ch06.* in the notebook)
 
 __all__ = [
     "MIXER_TABLE",
@@ -48,52 +48,6 @@ def mixer_table() -> List[dict]:
     """:data:`MIXER_TABLE` as dicts: ``model, mixer, course_mixer, zoo_name, reference``."""
     keys = ("model", "mixer", "course_mixer", "zoo_name", "reference")
     return [dict(zip(keys, row)) for row in MIXER_TABLE]
-
-
-def _stage_sizes(img_size: int) -> List[int]:
-    """Map sizes of the four stages: stem conv 7x7 stride 4 padding 2, then 3x3 stride 2 padding 1."""
-    size = (img_size + 4 - 7) // 4 + 1
-    sizes = [size]
-    for _ in range(3):
-        size = (size + 2 - 3) // 2 + 1
-        sizes.append(size)
-    return sizes
-
-
-def metaformer_cost(
-    mixers: Union[str, Sequence[str]] = "pool",
-    depths: Sequence[int] = (2, 2, 6, 2),
-    dims: Sequence[int] = (64, 128, 320, 512),
-    img_size: int = 224,
-    head_dim: int = 32,
-    sr_ratios: Sequence[int] = (8, 4, 2, 1),
-    mlp_ratio: int = 4,
-    num_classes: int = 1000,
-) -> Cost:
-    """MACs and parameters of :class:`course.models.metaformer.MetaFormer`, from the formulas.
-
-    Stem ``conv2d(3 -> C1, 7, stride 4, padding 2)``; per stage a ``3x3`` stride-2 conv
-    (stages 2-4) and ``depth`` blocks of: two GroupNorms (``2·2C`` params), two LayerScales
-    (``2C``), the mixer (:func:`course.cost.attention.mixer`) and the MLP (two 1x1 convs:
-    ``2·r·h·w·C²`` MACs, ``2·r·C² + r·C + C`` params); then LayerNorm (``2C``) and the
-    linear head.
-    """
-    if isinstance(mixers, str):
-        mixers = [mixers] * 4
-    sizes = _stage_sizes(img_size)
-    total = conv2d(img_size, img_size, 3, dims[0], 7, stride=4, padding=2)
-    for i, (name, depth, C, h) in enumerate(zip(mixers, depths, dims, sizes)):
-        if i > 0:
-            total = total + conv2d(sizes[i - 1], sizes[i - 1], dims[i - 1], C, 3, stride=2, padding=1)
-        hidden = mlp_ratio * C
-        mixer = formulas.mixer(name, h, h, C, heads=C // head_dim, sr_ratio=sr_ratios[i])
-        block = Cost(
-            macs=mixer.macs + 2 * h * h * C * hidden,
-            params=mixer.params + 2 * 2 * C + 2 * C + (C * hidden + hidden) + (hidden * C + C),
-        )
-        total = total + Cost(macs=block.macs * depth, params=block.params * depth)  # depth different blocks
-    head = linear(dims[-1], num_classes)
-    return Cost(macs=total.macs + head.macs, params=total.params + 2 * dims[-1] + head.params)
 
 
 def mixer_costs(h: int = 56, C: int = 64, heads: int = 2, sr_ratio: int = 8, names: Sequence[str] = formulas.MIXER_NAMES):
@@ -150,12 +104,6 @@ def compare_mixers(
             row["ms"] = time_it(model, xd, budget_s=budget_s).median_ms
         rows.append(row)
     return rows
-
-
-def most_params_mixer(depths: Sequence[int] = (2, 2, 6, 2), dims: Sequence[int] = (64, 128, 320, 512),
-                      img_size: int = 224) -> str:
-    """The mixer that gives the MetaFormer macro-architecture the most parameters (formula)."""
-    return max(formulas.MIXER_NAMES, key=lambda name: metaformer_cost(name, depths, dims, img_size).params)
 
 
 def metaformer_explorer(measure: bool = True, budget_s: float = 0.3):

@@ -1,10 +1,10 @@
 """Chapter 7 helpers: re-parameterization, checked and measured.
 
-* :func:`randomize_bn`: non-trivial BatchNorm statistics and affine parameters (seeded), so an
-  equivalence check cannot pass by accident (fresh BNs are the identity map).
-* :func:`max_relative_diff`, :func:`deploy_vs_train`: the numerical proof that the deploy-time
-  model computes what the train-time model computes (eval mode).
-* :func:`peak_activation_bytes`: the peak of live tensor memory during one forward pass.
+* :func:`deploy_vs_train`: the numerical proof that the deploy-time model computes what the
+  train-time model computes (eval mode), with :func:`course.equivalence.randomize_bn` and
+  :func:`course.equivalence.max_relative_diff` (both importable from here too, as
+  ``ch07.randomize_bn`` / ``ch07.max_relative_diff``, and
+  :func:`course.latency.memory.peak_activation_bytes` as ``ch07.peak_activation_bytes``).
 * :func:`compare_train_deploy`: params, MACs, latency and peak memory, train vs deploy.
 * :func:`unit_params`, :func:`unit_macs`: closed forms for one MobileOne unit / RepVGG block.
 * :func:`reparam_explorer`: sliders over the number of branches k and the channels.
@@ -12,16 +12,14 @@
 
 from __future__ import annotations
 
-import copy
-import weakref
 from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 from course import latency
+from course.equivalence import max_relative_diff, randomize_bn
+from course.latency.memory import peak_activation_bytes
 from course.blocks.reparam import MobileOneUnit, RepVGGBlock, reparameterize_model
 from course.cost import conv_output_size, count
 
@@ -41,39 +39,7 @@ __all__ = [
 ]
 
 
-# --- equivalence -----------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every ``BatchNorm2d`` seeded random statistics and affine parameters (in place).
-
-    ``gamma ~ U(0.5, 1)``, ``beta ~ N(0, 0.2²)``, ``running_mean ~ N(0, 0.1²)``,
-    ``running_var ~ U(0.5, 2)``: every BN is a different per-channel affine map (a fresh BN
-    is the identity map in eval mode, which would hide a wrong folding of gamma, beta, the
-    mean or the variance). The draws are small enough that deep models keep a sane scale.
-    """
-    generator = torch.Generator().manual_seed(seed)
-
-    def rand(n, low, high, like):
-        return (torch.rand(n, generator=generator) * (high - low) + low).to(like)
-
-    def randn(n, scale, like):
-        return (torch.randn(n, generator=generator) * scale).to(like)
-
-    for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
-        n = bn.num_features
-        bn.weight.copy_(rand(n, 0.5, 1.0, bn.weight))
-        bn.bias.copy_(randn(n, 0.2, bn.bias))
-        bn.running_mean.copy_(randn(n, 0.1, bn.running_mean))
-        bn.running_var.copy_(rand(n, 0.5, 2.0, bn.running_var))
-    return model
-
-
-def max_relative_diff(got: torch.Tensor, expected: torch.Tensor) -> float:
-    """``max |got - expected| / max |expected|``: one number for "how different", scale-free."""
-    scale = expected.abs().max().item()
-    return (got - expected).abs().max().item() / (scale if scale > 0 else 1.0)
+# --- equivalence ---------------------------------------------------------------------------
 
 
 @torch.no_grad()
@@ -86,70 +52,6 @@ def deploy_vs_train(model: nn.Module, x: torch.Tensor) -> Tuple[nn.Module, float
     model = model.eval()
     deploy = reparameterize_model(model)
     return deploy, max_relative_diff(deploy(x), model(x))
-
-
-# --- peak memory -----------------------------------------------------------------------------
-
-
-class _PeakTracker(TorchDispatchMode):
-    """Adds the bytes of each new tensor storage an operator returns; subtracts them when the
-    last tensor object holding the storage is garbage-collected."""
-
-    def __init__(self):
-        super().__init__()
-        self.live: Dict[int, int] = {}  # storage data_ptr -> bytes
-        self.holders: Dict[int, int] = {}  # storage data_ptr -> tensor objects still alive
-        self.current = self.peak = 0
-
-    def _release(self, ptr: int) -> None:
-        self.holders[ptr] -= 1
-        if self.holders[ptr] == 0:
-            self.current -= self.live.pop(ptr)
-            del self.holders[ptr]
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
-        input_ids = {id(t) for t in inputs}
-        input_ptrs = {t.untyped_storage().data_ptr() for t in inputs if t.device.type != "meta"}
-        for t in tree_flatten(out)[0]:
-            if not isinstance(t, torch.Tensor) or id(t) in input_ids or t.device.type == "meta":
-                continue  # in-place ops return their input: nothing new
-            storage = t.untyped_storage()
-            ptr = storage.data_ptr()
-            if ptr == 0:
-                continue
-            if ptr not in self.live:
-                if ptr in input_ptrs:
-                    continue  # a view of an input or a weight (reshape, transpose): no new memory
-                self.live[ptr] = storage.nbytes()
-                self.holders[ptr] = 0
-                self.current += storage.nbytes()
-                self.peak = max(self.peak, self.current)
-            self.holders[ptr] += 1
-            weakref.finalize(t, self._release, ptr)
-        return out
-
-
-@torch.no_grad()
-def peak_activation_bytes(model: nn.Module, *inputs: Any) -> int:
-    """Peak bytes of tensors created during one forward pass and alive at the same time.
-
-    Method: a dispatch-level tracker (like the course's cost counter) that adds a storage's
-    bytes when an operator returns a new tensor and subtracts them when the last tensor object
-    holding it is freed. Inputs and weights are not counted (they exist before the call); the
-    output is. Deterministic and device-independent (it counts tensors, not allocator blocks);
-    the allocator's own peak (``torch.cuda.max_memory_allocated`` on CUDA) adds its rounding
-    and caching on top.
-
-    For ``a = conv(x); b = conv(x); a + b`` it is 3 output tensors (``a``, ``b`` and the sum
-    alive together); for ``relu_(conv(x))`` it is 1.
-    """
-    tracker = _PeakTracker()
-    with tracker:
-        output = model(*inputs)
-    del output
-    return tracker.peak
 
 
 # --- train vs deploy ---------------------------------------------------------------------------

@@ -22,7 +22,9 @@ import torch
 from torch import nn
 
 from course.latency import Timing, measure, stamp
+from course.latency.devices import available_devices, default_device  # noqa: F401  (ch08.default_device)
 from course.models import Paper, zoo
+from course.pareto import pareto_front
 
 __all__ = [
     "CAPSTONE",
@@ -335,15 +337,6 @@ class CapstoneRow:
         return self.eager_ms if backend == "eager" else self.ort_ms
 
 
-def default_device() -> str:
-    """``"cuda"`` when available, else ``"mps"`` when available, else ``"cpu"``."""
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 def capstone_table(
     names: Optional[Sequence[str]] = None,
     fast: bool = False,
@@ -422,29 +415,6 @@ def capstone_table(
         )
         del model
     return rows
-
-
-def pareto_front(costs: Sequence[float], accuracies: Sequence[float]) -> List[int]:
-    """Indices of the Pareto-optimal points (lower cost and higher accuracy are better), by
-    increasing cost.
-
-    A point is dominated when another has ``cost <=`` and ``accuracy >=`` with one of the two
-    strict; identical points are all kept. One sweep after sorting by (cost, -accuracy): a
-    point is on the front when it beats the best accuracy seen so far (O(n log n)).
-    """
-    if len(costs) != len(accuracies):
-        raise ValueError(f"costs and accuracies differ in length: {len(costs)} vs {len(accuracies)}")
-    order = sorted(range(len(costs)), key=lambda i: (costs[i], -accuracies[i]))
-    front: List[int] = []
-    best_acc = best_cost = None
-    for i in order:
-        c, a = costs[i], accuracies[i]
-        if best_acc is None or a > best_acc:
-            front.append(i)
-            best_acc, best_cost = a, c
-        elif a == best_acc and c == best_cost:
-            front.append(i)  # an exact duplicate of a front point
-    return front
 
 
 def _usable(rows: Sequence[CapstoneRow], backend: str) -> List[CapstoneRow]:
@@ -552,7 +522,7 @@ class CapstoneWidget:
     def __init__(self, fast: bool = True, budget_s: Optional[float] = None):
         import ipywidgets as widgets
 
-        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (["mps"] if torch.backends.mps.is_available() else [])
+        devices = available_devices()
         cpus = os.cpu_count() or 1
         self.budget_s = budget_s
         self.controls = {

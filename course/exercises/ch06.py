@@ -1,7 +1,7 @@
 """Chapter 6 exercises: the MetaFormer block, the pooling mixer, and mixers compared.
 
 Expected values come from :mod:`course.cost` (the formulas and the counter on the real
-modules) and :mod:`course.chapters.ch06`, imported on first use; none is written down here.
+modules) and :mod:`course.cost.metaformer`, imported on first use; none is written down here.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ register(
 
 
 def _ref_most_params() -> str:
-    from course.chapters.ch06 import most_params_mixer
+    from course.cost.metaformer import most_params_mixer
 
     return most_params_mixer()
 

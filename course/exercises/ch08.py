@@ -1,7 +1,7 @@
 """Chapter 8 exercises: arithmetic intensity, the roofline bound, the Pareto front.
 
 Expected values come from :mod:`course.cost` (a layer's MACs and bytes), the
-:class:`course.latency.Roofline` model and :func:`course.chapters.ch08.pareto_front` (imported on
+:class:`course.latency.Roofline` model and :func:`course.pareto.pareto_front` (imported on
 first use); none is written down here.
 """
 
@@ -138,7 +138,7 @@ register(
 
 
 def _ref_front(latencies, accuracies):
-    from course.chapters.ch08 import pareto_front
+    from course.pareto import pareto_front
 
     return pareto_front(latencies, accuracies)
 

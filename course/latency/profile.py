@@ -20,20 +20,18 @@ Every result carries :func:`stamp` (the environment: processor, threads, version
 
 from __future__ import annotations
 
-import os
-import sys
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
 
 from course.latency.policy import resolve_threads, threads_set
+from course.latency.quiet import native_stderr_silenced
 from course.latency.timing import Timing, environment, measure
 
-__all__ = ["ModuleTime", "OperatorTime", "Profile", "op_type", "profile_model", "stamp"]
+__all__ = ["DirectCall", "ModuleTime", "OperatorTime", "Profile", "op_type", "profile_model", "stamp"]
 
 _RUN = "course.profile::run"
 _MOD = "course.profile::m::"
@@ -96,6 +94,17 @@ def op_type(module: nn.Module) -> str:
 
 
 @dataclass(frozen=True)
+class DirectCall:
+    """An ATen operator a module's ``forward`` calls itself (not inside a sub-module), e.g. the
+    residual ``aten::add`` of a block: calls and time per pass (its own time plus the operators
+    it calls), in ms."""
+
+    name: str
+    calls: int
+    ms: float
+
+
+@dataclass(frozen=True)
 class ModuleTime:
     """One module's share of a profiled forward pass (per pass, averaged over the runs).
 
@@ -105,6 +114,9 @@ class ModuleTime:
         calls: calls per forward pass.
         self_ms: time inside the module but outside its sub-modules, in ms.
         total_ms: time inside the module, sub-modules included, in ms.
+        direct: the ATen operators its ``forward`` calls outside its sub-modules (part of
+            ``self_ms``; the rest of ``self_ms`` is Python, module calls and hooks).
+        leaf: whether the module has no sub-modules.
     """
 
     name: str
@@ -113,6 +125,8 @@ class ModuleTime:
     calls: int
     self_ms: float
     total_ms: float
+    direct: Tuple[DirectCall, ...] = ()
+    leaf: bool = True
 
 
 @dataclass(frozen=True)
@@ -198,21 +212,6 @@ class Profile:
         return self.table()
 
 
-@contextmanager
-def _quiet_native_stderr():
-    """The profiler's native backend prints start/stop lines on file descriptor 2 (below
-    Python's ``sys.stderr``); keep them out of notebooks."""
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -293,7 +292,7 @@ def profile_model(
             end_to_end = measure(model, x, threads=used, budget_s=budget_s, warmup=1)
             handles = _label_modules(model, device)
             try:
-                with _quiet_native_stderr():
+                with native_stderr_silenced():
                     with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
                         for _ in range(runs):
                             with record_function(_RUN):
@@ -306,9 +305,12 @@ def profile_model(
         model.train(was_training)
 
     types = {name: (type(m).__name__, op_type(m)) for name, m in model.named_modules()}
+    leaves = {name for name, m in model.named_modules() if next(m.children(), None) is None}
     self_us: Dict[str, float] = defaultdict(float)
     total_us: Dict[str, float] = defaultdict(float)
     calls: Dict[str, int] = defaultdict(int)
+    direct_us: Dict[str, Dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    direct_calls: Dict[str, Dict[str, int]] = defaultdict(lambda: defaultdict(int))
     order: List[str] = []
     roots = [e for e in prof.events() if e.name == _RUN]
     if len(roots) != runs:
@@ -332,6 +334,10 @@ def profile_model(
         calls[name] += 1
         total_us[name] += event.cpu_time_total
         self_us[name] += event.cpu_time_total - sum(c.cpu_time_total for c in inner)
+        for child in event.cpu_children:  # the operators forward() calls itself
+            if not child.name.startswith(_MOD):
+                direct_us[name][child.name] += child.cpu_time_total - sum(r.cpu_time_total for r in module_ranges(child))
+                direct_calls[name][child.name] += 1
         for child in inner:
             walk(child)
 
@@ -345,7 +351,10 @@ def profile_model(
 
     modules = [
         ModuleTime(name=n, type=types.get(n, ("?", "other"))[0], op=types.get(n, ("?", "other"))[1],
-                   calls=calls[n] // runs, self_ms=self_us[n] / runs / 1e3, total_ms=total_us[n] / runs / 1e3)
+                   calls=calls[n] // runs, self_ms=self_us[n] / runs / 1e3, total_ms=total_us[n] / runs / 1e3,
+                   direct=tuple(DirectCall(op, direct_calls[n][op] // runs, us / runs / 1e3)
+                                for op, us in direct_us[n].items()),
+                   leaf=n in leaves)
         for n in order
     ]
     operators = [
