@@ -15,9 +15,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,site]'
 	@touch $(STAMP)
 
+# JupyterLab refuses to start as root (Docker, cloud VMs) without --allow-root: pass it then.
+# jupyter-config/ holds the course's JupyterLab defaults (no "official Jupyter news?" pop-up).
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: install
 	@echo "Starting JupyterLab on notebooks/ (the URL with its token is printed below)."
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) --no-browser
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" $(VENV)/bin/jupyter lab --notebook-dir=notebooks \
+		--port=$(PORT) --no-browser $(ALLOW_ROOT)
 
 test: install
 	$(PY) -m pytest -ra tests solutions --nbval-lax --nbval-cell-timeout=300

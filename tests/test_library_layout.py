@@ -1,6 +1,7 @@
 """The library's layering rules that a refactoring could silently undo (source scans, no runs)."""
 
 import ast
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,3 +39,11 @@ def test_one_device_chooser_one_stderr_silencer_one_bn_randomizer():
     for name in ("peak_memory_bytes", "peak_activation_bytes", "max_relative_diff", "pareto_front"):
         where = [p.relative_to(ROOT).as_posix() for p in files if _defines(p, name)]
         assert len(where) == 1 and not where[0].startswith("course/chapters/"), (name, where)
+
+
+def test_nothing_points_outside_the_repository():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    offenders = [name for name in tracked
+                 if not name.endswith((".png", ".ipynb")) and name != "tests/test_library_layout.py"
+                 and (ROOT / name).is_file() and "../shared" in (ROOT / name).read_text(errors="ignore")]
+    assert not offenders, offenders
