@@ -82,7 +82,7 @@ def bench_counter(repeats: int) -> list:
 
 
 def bench_explorer(repeats: int) -> list:
-    from course.widgets import conv_explorer
+    from course.chapters.ch01 import conv_explorer
 
     cost_only = conv_explorer(measure=False)
     sizes = [56, 64]

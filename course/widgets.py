@@ -1,9 +1,10 @@
 """One generic explorer: controls -> rebuild -> cost (formula vs counter) -> latency -> plot.
 
-Each chapter configures :class:`Explorer` with its own controls and builder;
-:func:`conv_explorer` is Chapter 1's. In a notebook, the explorer displays itself::
+Each chapter configures :class:`Explorer` with its own controls and builder, in its chapter
+module (``course.chapters.ch01.conv_explorer`` is Chapter 1's). In a notebook, the explorer
+displays itself::
 
-    explorer = conv_explorer()
+    explorer = ch01.conv_explorer()
     explorer            # sliders and dropdowns, cost table, latency, plot
 
 and it can be driven from code (tests, scripts), with no browser::
@@ -11,7 +12,10 @@ and it can be driven from code (tests, scripts), with no browser::
     result = explorer.set(H=112, groups=4)
     result.formula.macs, result.counted.macs, result.timing
 
-ipywidgets and matplotlib are imported when the first explorer is built.
+Latencies follow the course's measurement policy (:mod:`course.latency.policy`: threads, at
+least five samples, one re-measurement when noisy); a result that stays noisy is marked in the
+latency line and drawn hollow in the plot. ipywidgets and matplotlib are imported when the
+first explorer is built.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ from torch import nn
 
 from course import latency, plots
 from course.cost import Cost, CostReport, conv2d, count
-from course.latency import Timing
+from course.latency import Timing, format_time
+from course.tables import format_value
 
-__all__ = ["Explorer", "ExplorerResult", "conv_explorer"]
+__all__ = ["Explorer", "ExplorerResult"]
 
 Config = Dict[str, Any]
 Build = Callable[[Config], Tuple[nn.Module, tuple]]
@@ -100,8 +105,9 @@ class Explorer:
     On every change of a control the explorer rebuilds the module, compares the closed-form
     ``formula(config)`` with what :func:`course.cost.count` counts on the real module (a
     mismatch is highlighted in red), measures the latency with
-    :func:`course.latency.measure` (once per configuration: revisits come from a cache), and
-    adds the configuration to the plot. A configuration that ``formula`` or ``build`` rejects
+    :func:`course.latency.measure` by the course's policy (once per configuration: revisits
+    come from a cache, except a noisy result, which a revisit measures again, keeping the
+    steadier), and adds the configuration to the plot (IQR error bars; a noisy point hollow). A configuration that ``formula`` or ``build`` rejects
     with a ``ValueError`` (or that fails to run, ``RuntimeError``) shows the message in red.
 
     Args:
@@ -115,9 +121,10 @@ class Explorer:
         measure: ``False`` for a cost-only explorer (no timing, no plot; fast).
         budget_s: seconds each new configuration's latency measurement may take.
         title: shown above the controls.
-        compare: the :class:`~course.cost.Cost` fields the formula gives and the table checks
-            against the counter (default: all of them); e.g. ``("macs", "params")`` for a
-            closed form that does not model bytes.
+        compare: the :class:`~course.cost.Cost` fields the formula defines, which the table
+            checks against the counter (default: all of them); e.g. ``("macs", "params")`` for
+            a closed form that does not model bytes. Other rows show the counter alone.
+        threads: CPU threads for the measurements (``None``: the course policy's, 1).
 
     Attributes:
         widget: the ipywidgets container (what the notebook displays).
@@ -136,14 +143,20 @@ class Explorer:
         budget_s: float = 0.3,
         title: str = "Explorer",
         compare: Sequence[str] = tuple(attr for _, attr in QUANTITIES),
+        threads: Optional[int] = None,
     ):
         import ipywidgets as widgets
 
+        known = [attr for _, attr in QUANTITIES]
+        unknown = [attr for attr in compare if attr not in known]
+        if unknown:
+            raise ValueError(f"compare: unknown field(s) {unknown}; the table's fields are {known}")
         self.build = build
         self.formula = formula
         self.compare = tuple(compare)
         self.measures_latency = measure
         self.budget_s = budget_s
+        self.threads = threads
         self.controls = {name: _control(name, spec) for name, spec in controls.items()}
         self.timings: Dict[tuple, Tuple[int, Timing]] = {}
         self.figure = None
@@ -152,7 +165,8 @@ class Explorer:
 
         self._table = widgets.HTML()
         self._latency = widgets.HTML()
-        self._plot = widgets.Image(format="png", layout=widgets.Layout(max_width="460px"))
+        # Hidden until the first plot: an Image without a value shows a broken-image icon.
+        self._plot = widgets.Image(format="png", layout=widgets.Layout(max_width="520px", display="none"))
         outputs = [widgets.VBox([self._table, self._latency])]
         if measure:
             outputs.append(self._plot)
@@ -235,8 +249,12 @@ class Explorer:
             counted = count(module, *inputs)
             if self.measures_latency:
                 key = tuple(sorted(config.items()))
-                if key not in self.timings:
-                    self.timings[key] = (counted.macs, latency.measure(module, *inputs, budget_s=self.budget_s))
+                cached = self.timings.get(key)
+                if cached is None or cached[1].noisy:
+                    fresh = latency.measure(module, *inputs, threads=self.threads, budget_s=self.budget_s)
+                    if cached is not None and cached[1].relative_spread <= fresh.relative_spread:
+                        fresh = cached[1]
+                    self.timings[key] = (counted.macs, fresh)
                 timing = self.timings[key][1]
         except (ValueError, RuntimeError) as exc:
             formula = counted = timing = None
@@ -278,11 +296,17 @@ class Explorer:
         if timing is None:
             return ""
         rate = counted.macs / timing.median_s / 1e9
-        noisy = f' <span style="color:{_RED}">noisy: the spread is over 10% of the median</span>' if timing.noisy else ""
+        spread = f"{format_time(timing.median_s)} ± {format_time(timing.iqr_s, like=timing.median_s)}"
+        noisy = ""
+        if timing.noisy:
+            noisy = (f'<br><span style="color:{_RED}"><b>noisy</b>: the IQR is {100 * timing.relative_spread:.0f}% '
+                     "of the median even after re-measuring; close other programs, then come back to this "
+                     "setting to measure it again</span>")
         return (
-            f"<p><b>latency</b> {timing.median_ms:.3g} ms ± {timing.iqr_ms:.2g} ms "
-            f"(IQR, {_plural(timing.runs, 'run')}, {timing.device}, {_plural(timing.threads, 'thread')})<br>"
-            f"<b>achieved</b> {rate:.3g} GMAC/s{noisy}</p>"
+            f"<p><b>latency</b> {html.escape(spread)} "
+            f"(IQR, {_plural(timing.samples, 'sample')}, {html.escape(timing.device)}, "
+            f"{_plural(timing.threads, 'thread')})<br>"
+            f"<b>achieved</b> {format_value(rate)} GMAC/s{noisy}</p>"
         )
 
     def _draw(self, current: int) -> None:
@@ -290,16 +314,17 @@ class Explorer:
         if self.figure is None:
             from matplotlib.figure import Figure
 
-            self.figure = Figure(figsize=(4.6, 3.2), dpi=90, layout="constrained")
+            self.figure = Figure(figsize=(5.2, 3.4), dpi=90, layout="constrained")
             self.figure.add_subplot()
         ax = self.figure.axes[0]
         ax.clear()
-        points = [(macs, timing.median_ms) for macs, timing in self.timings.values()]
+        points = [(macs, timing) for macs, timing in self.timings.values()]
         plots.latency_vs_macs(points, ax=ax, highlight=current)
         ax.set_title("every configuration visited (red: current)", fontsize=9)
         buffer = io.BytesIO()
         self.figure.savefig(buffer, format="png")
         self._plot.value = buffer.getvalue()
+        self._plot.layout.display = None
 
 
 def _plural(n: int, word: str) -> str:
@@ -311,40 +336,3 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(tuple(value)) if isinstance(value, (tuple, list, torch.Size)) else str(value)
-
-
-# --- Chapter 1 -------------------------------------------------------------------------------
-CHANNELS = [3, 16, 32, 64, 128, 256]
-
-
-def conv_explorer(measure: bool = True, budget_s: float = 0.3) -> Explorer:
-    """Chapter 1: one ``nn.Conv2d(N, M, K, stride, padding=K//2, groups=G, bias=False)``.
-
-    Controls: ``H`` (= W, the resolution), ``N`` and ``M`` (input and output channels), ``K``
-    (kernel size), ``stride``, ``groups``. The input is a seeded ``torch.randn(1, N, H, H)``;
-    the formula is :func:`course.cost.conv2d`.
-    """
-
-    def build(c: Config) -> Tuple[nn.Module, tuple]:
-        conv = nn.Conv2d(c["N"], c["M"], c["K"], c["stride"], padding=c["K"] // 2, groups=c["groups"], bias=False)
-        x = torch.randn(1, c["N"], c["H"], c["H"], generator=torch.Generator().manual_seed(0))
-        return conv, (x,)
-
-    def formula(c: Config) -> Cost:
-        return conv2d(
-            H=c["H"], W=c["H"], N=c["N"], M=c["M"], K=c["K"],
-            stride=c["stride"], padding=c["K"] // 2, groups=c["groups"], bias=False,
-        )
-
-    controls = {
-        "H": (8, 224, 8, 56),
-        "N": {"options": CHANNELS, "default": 64},
-        "M": {"options": CHANNELS, "default": 64},
-        "K": {"options": [1, 3, 5, 7], "default": 3},
-        "stride": [1, 2],
-        "groups": [1, 2, 4, 8, 16, 32, 64],
-    }
-    return Explorer(
-        controls, build, formula, measure=measure, budget_s=budget_s,
-        title="Chapter 1: the cost of one convolution",
-    )

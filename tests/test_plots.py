@@ -91,3 +91,89 @@ def test_no_pyplot_state_and_lazy_matplotlib():
     assert plt.get_fignums() == before  # library figures never enter pyplot's registry
     code = "import sys, course.plots; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- what the figures teach: reference line, kinds, spread, noise, labels ----------------------
+
+from course.latency import Timing  # noqa: E402
+from course.plots import latency_bars, timing_errorbar  # noqa: E402
+
+
+def _timing(ms, iqr_fraction=0.02, samples=20):
+    median = ms / 1e3
+    return Timing(median, iqr_fraction * median, samples, "cpu", 1)
+
+
+def test_slope_one_reference_through_the_median_rate():
+    points = [(1e8, 2.0), (4e8, 4.0), (1.6e9, 8.0)]  # 20, 10 and 5 ms per GMAC
+    ax = latency_vs_macs(points).axes[0]
+    (line,) = ax.lines
+    (x0, x1), (y0, y1) = line.get_xdata(), line.get_ydata()
+    assert y1 / y0 == pytest.approx(x1 / x0)  # slope 1 on log-log: time proportional to MACs
+    assert y0 / x0 == pytest.approx(10.0 / 1e9)  # the median rate: 10 ms per GMAC
+    assert any("slope 1" in t.get_text() for t in ax.get_legend().get_texts())
+    assert not latency_vs_macs(points, reference=False).axes[0].lines
+
+
+def test_points_coloured_by_kind_with_a_legend():
+    kinds = ["1x1 conv", "depthwise conv", "1x1 conv"]
+    ax = latency_vs_macs(POINTS, kinds=kinds).axes[0]
+    edges = ax.collections[0].get_edgecolors()
+    assert tuple(edges[0]) == tuple(edges[2]) != tuple(edges[1])
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "1x1 conv" in legend and "depthwise conv" in legend
+    with pytest.raises(ValueError, match="kinds"):
+        latency_vs_macs(POINTS, kinds=["only one"])
+
+
+def test_timings_give_iqr_error_bars_and_hollow_noisy_points():
+    points = [(1e8, _timing(2.0)), (4e8, _timing(4.0, 0.3)), (1.6e9, _timing(40.0))]
+    ax = latency_vs_macs(points).axes[0]
+    np.testing.assert_allclose(ax.collections[0].get_offsets(), [(1e8, 2.0), (4e8, 4.0), (1.6e9, 40.0)])
+    faces = ax.collections[0].get_facecolors()
+    assert tuple(faces[1][:3]) == (1.0, 1.0, 1.0) and tuple(faces[0][:3]) != (1.0, 1.0, 1.0)
+    bars = [c for c in ax.collections[1:] if c.__class__.__name__ == "LineCollection"]
+    segments = bars[0].get_segments()
+    np.testing.assert_allclose([s[1][1] - s[0][1] for s in segments], [0.04, 1.2, 0.8])  # the IQRs
+    assert "noisy (rerun)" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def _overlap(a, b):
+    return not (a.x1 <= b.x0 or b.x1 <= a.x0 or a.y1 <= b.y0 or b.y1 <= a.y0)
+
+
+def test_labels_do_not_overlap_even_for_crowded_points():
+    points = [(1e8 * (1 + 0.01 * i), 2.0 * (1 + 0.01 * i)) for i in range(6)] + [(1e9, 20.0)]
+    labels = [f"layer number {i}" for i in range(7)]
+    fig = latency_vs_macs(points, labels=labels)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in fig.axes[0].texts]
+    assert [t.get_text() for t in fig.axes[0].texts] == labels
+    assert not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_latency_bars_log_axis_iqr_and_ratio():
+    names = ["block", "model"]
+    series = {"train-time": [_timing(1.0), _timing(60.0)], "deploy-time": [_timing(0.5), _timing(30.0, 0.3)]}
+    ax = latency_bars(names, series, ratio=("train-time", "deploy-time")).axes[0]
+    assert ax.get_yscale() == "log"
+    from matplotlib.container import BarContainer
+
+    train, deploy = [c for c in ax.containers if isinstance(c, BarContainer)]
+    assert [b.get_height() for b in train] == pytest.approx([1.0, 60.0])
+    assert [t.get_text() for t in ax.texts] == ["2.00x", "2.00x"]
+    assert [bar.get_hatch() for bar in deploy] == [None, "//"]  # the noisy one is hatched
+    assert "IQR" in ax.get_title()
+    with pytest.raises(ValueError, match="series"):
+        latency_bars(names, {"a": [1.0]})
+
+
+def test_timing_errorbar_draws_quartiles():
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    container = timing_errorbar(ax, [1, 2], [_timing(2.0, 0.1), 5.0], label="train")
+    np.testing.assert_allclose(np.asarray(container.lines[0].get_ydata(), dtype=float), [2.0, 5.0])
+    (bars,) = container.lines[2]
+    np.testing.assert_allclose([s[1][1] - s[0][1] for s in bars.get_segments()], [0.2, 0.0], atol=1e-12)

@@ -25,6 +25,7 @@ from course.cost.shuffle import group_conv_mac, memory_access_cost, shuffle_v1_u
 from course.latency.devices import default_device
 
 __all__ = [
+    "FORMULA_FIELDS",
     "GUIDELINES",
     "PAPER",
     "GuidelineRow",
@@ -99,6 +100,9 @@ def plot_channel_mixing(C: int = 12, groups: int = 3):
 
 # --- the unit explorer ---------------------------------------------------------------------------
 
+#: The :class:`course.cost.Cost` fields the unit formulas define (they leave bytes moved at 0).
+FORMULA_FIELDS = ("macs", "flops", "params", "activations", "out_shape")
+
 
 def unit_explorer(measure: bool = True, budget_s: float = 0.3):
     """One ShuffleNet unit, live: V1 (``groups``) or V2 (channel split), stride 1 or 2.
@@ -107,6 +111,8 @@ def unit_explorer(measure: bool = True, budget_s: float = 0.3):
     ``M/2``, as in the networks), ``groups`` (V1 only) and ``stride``. The formula is
     :func:`course.cost.shuffle.shuffle_v1_unit` or :func:`~course.cost.shuffle.shuffle_v2_unit`;
     configurations the unit rejects (e.g. channels that the groups do not divide) are shown in red.
+    The table checks the fields the unit formulas define (:data:`FORMULA_FIELDS`: MACs, FLOPs,
+    parameters, activations, output shape; they do not model bytes moved, the counter shows those).
     """
     from course.widgets import Explorer
 
@@ -136,7 +142,7 @@ def unit_explorer(measure: bool = True, budget_s: float = 0.3):
         "stride": [1, 2],
     }
     return Explorer(controls, build, formula, measure=measure, budget_s=budget_s,
-                    title="Chapter 3: one ShuffleNet unit")
+                    title="Chapter 3: one ShuffleNet unit", compare=FORMULA_FIELDS)
 
 
 # --- the guideline experiments -------------------------------------------------------------------
