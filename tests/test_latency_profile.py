@@ -12,7 +12,10 @@ import torch
 from torch import nn
 
 from course.latency import (
+    ModuleTime,
+    Profile,
     Roofline,
+    Timing,
     compare_backends,
     environment,
     export_onnx,
@@ -161,12 +164,33 @@ def test_bandwidth_and_peak_validate_sizes():
         measure_bandwidth(0)
 
 
+def hand_profile(model, x, gmacs: float, gbs: float) -> Profile:
+    """A profile built by hand (no clock): each module's self time is its own work at ``gmacs``
+    G operations/s plus its own bytes at ``gbs`` GB/s."""
+    from course.cost import count
+
+    own = {("" if r["module"] == "(model)" else r["module"]): r for r in count(model, x).rows()}
+
+    def ms(name):
+        r = own.get(name)
+        if r is None:
+            return 0.001
+        work, moved = r["macs"] or r["elementwise"], r["bytes_read"] + r["bytes_written"]
+        return 1e3 * (work / (gmacs * 1e9) + moved / (gbs * 1e9)) + 0.001
+
+    modules = [ModuleTime(name=n, type=type(m).__name__, op=op_type(m), calls=1, self_ms=ms(n), total_ms=ms(n))
+               for n, m in model.named_modules()]
+    total = sum(m.self_ms for m in modules)
+    return Profile(modules=modules, operators=[], profiled_ms=total, unattributed_ms=0.0,
+                   end_to_end=Timing(total / 1e3, 0.0, 5, "cpu", 1), runs=1)
+
+
 def test_place_layers_uses_counter_intensity_and_profile_time():
     from course.cost import conv2d
 
     model, x = small_cnn(), x_small(size=48)
     roof = Roofline(peak_gmacs=50.0, bandwidth_gbs=10.0, matmul_n=0, copy_bytes=0)
-    prof = profile_model(model, x, runs=2, threads=1, budget_s=0.1)
+    prof = hand_profile(model, x, gmacs=25.0, gbs=5.0)  # every layer below both roofs
     points = {p.name: p for p in place_layers(model, x, roof, profile=prof)}
     dense = conv2d(48, 48, 3, 16, 3, bias=False)
     depthwise = conv2d(48, 48, 16, 16, 3, groups=16, bias=False)
@@ -175,9 +199,35 @@ def test_place_layers_uses_counter_intensity_and_profile_time():
     # Depthwise 3x3: 9 MACs per output element for ~8 bytes moved: ~1.1 MACs/byte < ridge 5.
     assert points["3"].bound == "memory" and points["0"].bound == "compute"
     assert points["2"].macs == 0 and points["2"].work == points["2"].elementwise > 0  # ReLU: element-wise
+    kept = roof.including(list(points.values()))  # no layer beat the probes: the same roof
+    assert (kept.peak_gmacs, kept.bandwidth_gbs, kept.peak_source) == (50.0, 10.0, "matmul probe")
     for p in points.values():
         assert p.achieved_gmacs == pytest.approx(p.work / (p.time_ms * 1e-3) / 1e9)
         assert p.attainable_gmacs == roof.attainable_gmacs(p.intensity)
+
+
+def test_roof_is_the_best_rate_observed_and_no_point_sits_above_it():
+    from course.chapters.ch08 import roofline_figure
+
+    model, x = small_cnn(), x_small(size=48)
+    probes = Roofline(peak_gmacs=2.0, bandwidth_gbs=1.0, matmul_n=2048, copy_bytes=8)  # slow probes
+    prof = hand_profile(model, x, gmacs=40.0, gbs=20.0)  # layers far faster than the probes
+    points = place_layers(model, x, probes, profile=prof)
+    roof = probes.including(points)
+    assert roof.peak_gmacs == max(p.achieved_gmacs for p in points) > probes.peak_gmacs
+    assert roof.bandwidth_gbs == pytest.approx(max(p.bytes / (p.time_ms * 1e-3) / 1e9 for p in points))
+    assert roof.probe_peak_gmacs == 2.0 and roof.probe_bandwidth_gbs == 1.0 and roof.peak_source.startswith("layer ")
+    for p in points:
+        assert p.achieved_gmacs <= p.attainable_gmacs * (1 + 1e-9), p
+        assert p.attainable_gmacs == roof.attainable_gmacs(p.intensity)
+        assert p.bound == ("memory" if p.intensity < roof.ridge else "compute")
+    ax = roofline_figure(probes, points).axes[0]
+    roof_line = ax.lines[0]
+    for collection in ax.collections:  # every plotted point is on or under the drawn roof
+        for xi, yi in collection.get_offsets():
+            assert yi <= roof.attainable_gmacs(xi) * (1 + 1e-9)
+    assert max(roof_line.get_ydata()) == pytest.approx(roof.peak_gmacs)
+    assert "probes alone (matmul, copy)" in [t.get_text() for t in ax.get_legend().get_texts()]
 
 
 # --- ONNX Runtime -----------------------------------------------------------------------------

@@ -94,19 +94,6 @@ def sync_effect(model: nn.Module, x: torch.Tensor, calls: int = 10) -> Optional[
 
 # --- layers: FLOPs vs time, and the roofline ---------------------------------------------------
 
-_COLORS = {
-    "1x1 conv": "tab:blue",
-    "depthwise conv": "tab:orange",
-    "dense conv (KxK)": "tab:green",
-    "linear": "tab:purple",
-    "attention": "tab:pink",
-    "norm": "tab:brown",
-    "activation": "tab:red",
-    "pooling": "tab:olive",
-    "other": "tab:gray",
-}
-
-
 def _figure(ncols: int, size: Tuple[float, float]):
     from matplotlib.figure import Figure
 
@@ -116,26 +103,21 @@ def _figure(ncols: int, size: Tuple[float, float]):
 
 def layer_figure(points, title: str = ""):
     """Left: measured time against work (MACs, or element-wise operations for layers without
-    MACs) per layer, log-log, coloured by operator type; right: achieved G operations/s per type.
+    MACs) per layer, log-log, coloured by operator type, with the slope-1 line of the median
+    rate; right: achieved G operations/s per type.
 
     ``points``: from :func:`course.latency.place_layers`.
     """
     from course.latency import achieved_by_type
+    from course.plots import KIND_COLORS, latency_vs_macs
 
     fig, (left, right) = _figure(2, (11, 4))
-    for op, color in _COLORS.items():
-        mine = [p for p in points if p.op == op]
-        if mine:
-            left.scatter([p.work for p in mine], [p.time_ms for p in mine], s=18, color=color, label=op, alpha=0.8)
-    left.set_xscale("log")
-    left.set_yscale("log")
+    latency_vs_macs([(p.work, p.time_ms) for p in points], ax=left, kinds=[p.op for p in points])
     left.set_xlabel("work per layer (MACs; element-wise ops for layers without MACs)")
     left.set_ylabel("measured self time (ms)")
-    left.grid(True, which="both", alpha=0.3)
-    left.legend(fontsize=7)
     rates = achieved_by_type(points)
-    ops = [op for op in _COLORS if op in rates]
-    right.barh(ops, [rates[op] for op in ops], color=[_COLORS[op] for op in ops])
+    ops = [op for op in KIND_COLORS if op in rates]
+    right.barh(ops, [rates[op] for op in ops], color=[KIND_COLORS[op] for op in ops])
     right.invert_yaxis()
     right.set_xlabel("achieved G operations / s (work / time)")
     if title:
@@ -144,18 +126,31 @@ def layer_figure(points, title: str = ""):
 
 
 def roofline_figure(roofline, points=(), title: str = ""):
-    """The measured roofline ``min(peak, bandwidth · I)`` (log-log) with ``points``
-    (:func:`course.latency.place_layers`) placed at their intensity and achieved rate."""
-    fig, ax = _figure(1, (7, 4.5))
-    intensities = [p.intensity for p in points] or [roofline.ridge]
-    lo = min(min(intensities), roofline.ridge) / 4
-    hi = max(max(intensities), roofline.ridge) * 4
+    """The roofline ``min(peak, bandwidth · I)`` (log-log) with ``points``
+    (:func:`course.latency.place_layers`) at their intensity and achieved rate.
+
+    The roof drawn is ``roofline.including(points)``: the best rates observed on this device
+    (the probes, or a layer that beat them), so no point lies above it; the probes' own roof is
+    dotted when a layer beat it. The vertical line is the ridge point: layers left of it are
+    memory-bound, right of it compute-bound.
+    """
+    from course.plots import KIND_COLORS
+
+    roof = roofline.including(points)
+    fig, ax = _figure(1, (7.5, 4.6))
+    intensities = [p.intensity for p in points] or [roof.ridge]
+    lo = min(min(intensities), roof.ridge) / 4
+    hi = max(max(intensities), roof.ridge) * 4
     xs = [lo * (hi / lo) ** (i / 200) for i in range(201)]
-    ax.plot(xs, [roofline.attainable_gmacs(x) for x in xs], color="black", lw=2, label="roofline (measured)")
-    ax.axvline(roofline.ridge, color="black", ls=":", lw=1)
-    ax.annotate(f"ridge {roofline.ridge:.2f} MAC/B", (roofline.ridge, roofline.peak_gmacs), xytext=(4, -14),
-                textcoords="offset points", fontsize=8)
-    for op, color in _COLORS.items():
+    ax.plot(xs, [roof.attainable_gmacs(x) for x in xs], color="black", lw=2,
+            label=f"roof: best observed ({roof.peak_source}; {roof.bandwidth_source})")
+    if (roof.peak_gmacs, roof.bandwidth_gbs) != (roofline.peak_gmacs, roofline.bandwidth_gbs):
+        ax.plot(xs, [roofline.attainable_gmacs(x) for x in xs], color="black", lw=1, ls=":",
+                label="probes alone (matmul, copy)")
+    ax.axvline(roof.ridge, color="black", ls=":", lw=1)
+    ax.annotate(f"ridge {roof.ridge:.2f} MAC/B\n<- memory-bound | compute-bound ->", (roof.ridge, roof.peak_gmacs),
+                xytext=(4, -24), textcoords="offset points", fontsize=7)
+    for op, color in KIND_COLORS.items():
         mine = [p for p in points if p.op == op]
         if mine:
             ax.scatter([p.intensity for p in mine], [p.achieved_gmacs for p in mine], s=16, color=color, label=op, alpha=0.8)
@@ -164,8 +159,8 @@ def roofline_figure(roofline, points=(), title: str = ""):
     ax.set_xlabel("arithmetic intensity (operations per byte moved)")
     ax.set_ylabel("G operations / s")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    ax.set_title(title or f"peak {roofline.peak_gmacs:.1f} GMAC/s, bandwidth {roofline.bandwidth_gbs:.1f} GB/s")
+    ax.legend(fontsize=6, loc="lower right")
+    ax.set_title(title or f"peak {roof.peak_gmacs:.1f} GMAC/s, bandwidth {roof.bandwidth_gbs:.1f} GB/s", fontsize=9)
     return fig
 
 

@@ -8,11 +8,14 @@ at
 
     attainable(I) = min(peak, bandwidth · I)        [MAC/s]
 
-``peak`` is measured here with a large matrix product (``n x n @ n x n``: ``n³`` MACs);
+``peak`` is first probed here with a large matrix product (``n x n @ n x n``: ``n³`` MACs);
 ``bandwidth`` with a large copy (``numel`` float32 elements read and written: ``8·numel``
-bytes). The *ridge point* ``peak / bandwidth`` separates memory-bound layers (left: depthwise
-convolutions, norms, activations, element-wise adds) from compute-bound ones (right: dense and
-1x1 convolutions with many channels, large linears).
+bytes). A probe is a lower bound of what the device can do: when a layer of a model runs
+faster than the probe did, the roof is the best rate *observed* on this device
+(:meth:`Roofline.including`, applied by :func:`place_layers`), so no measured point sits above
+the roof. The *ridge point* ``peak / bandwidth`` separates memory-bound layers (intensity left
+of it: depthwise convolutions, norms, activations, element-wise adds) from compute-bound ones
+(right: dense and 1x1 convolutions with many channels, large linears).
 
 >>> import torch
 >>> roof = measure_roofline(fast=True, budget_s=0.2)
@@ -22,6 +25,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
@@ -58,6 +62,33 @@ class Roofline:
     peak_timing: Optional[Timing] = None
     copy_timing: Optional[Timing] = None
     environment: dict = field(default_factory=dict)
+    peak_source: str = "matmul probe"
+    bandwidth_source: str = "copy probe"
+    probe_peak_gmacs: Optional[float] = None
+    probe_bandwidth_gbs: Optional[float] = None
+
+    def including(self, points: Sequence["LayerPoint"]) -> "Roofline":
+        """This roofline raised to the best rates observed in ``points`` (from
+        :func:`place_layers`): the compute roof becomes the highest achieved rate (work / time)
+        when a layer beat the matmul probe, the memory roof the highest achieved bandwidth
+        (bytes / time) when a layer beat the copy probe. So no measured point lies above the
+        roof. The probes' values stay in ``probe_peak_gmacs`` / ``probe_bandwidth_gbs``; the
+        ``*_source`` fields say which measurement set each roof."""
+        peak, peak_source = self.peak_gmacs, self.peak_source
+        bandwidth, bandwidth_source = self.bandwidth_gbs, self.bandwidth_source
+        for p in points:
+            if p.achieved_gmacs > peak:
+                peak, peak_source = p.achieved_gmacs, f"layer {p.name or '(model)'} ({p.op})"
+            moved_gbs = p.bytes / (p.time_ms * 1e-3) / 1e9
+            if moved_gbs > bandwidth:
+                bandwidth, bandwidth_source = moved_gbs, f"layer {p.name or '(model)'} ({p.op})"
+        return dataclasses.replace(
+            self, peak_gmacs=peak, bandwidth_gbs=bandwidth, peak_source=peak_source,
+            bandwidth_source=bandwidth_source,
+            probe_peak_gmacs=self.probe_peak_gmacs if self.probe_peak_gmacs is not None else self.peak_gmacs,
+            probe_bandwidth_gbs=(self.probe_bandwidth_gbs if self.probe_bandwidth_gbs is not None
+                                 else self.bandwidth_gbs),
+        )
 
     @property
     def ridge(self) -> float:
@@ -75,9 +106,12 @@ class Roofline:
         return "memory" if intensity < self.ridge else "compute"
 
     def __str__(self) -> str:
-        return (f"peak {self.peak_gmacs:.1f} GMAC/s ({2 * self.peak_gmacs:.1f} GFLOP/s), "
-                f"bandwidth {self.bandwidth_gbs:.1f} GB/s, ridge point {self.ridge:.2f} MACs/byte "
-                f"({self.environment.get('device', '?')}, {self.environment.get('threads', '?')} threads)")
+        threads = self.environment.get("threads", "?")
+        noisy = [name for name, t in (("matmul", self.peak_timing), ("copy", self.copy_timing)) if t is not None and t.noisy]
+        return (f"peak {self.peak_gmacs:.1f} GMAC/s ({2 * self.peak_gmacs:.1f} GFLOP/s, {self.peak_source}), "
+                f"bandwidth {self.bandwidth_gbs:.1f} GB/s ({self.bandwidth_source}), ridge point "
+                f"{self.ridge:.2f} MACs/byte ({self.environment.get('device', '?')}, {threads} thread"
+                f"{'' if threads == 1 else 's'})" + (f" NOISY probe(s): {', '.join(noisy)}" if noisy else ""))
 
 
 def _tensor(*shape: int, device: Optional[str | torch.device], seed: int) -> torch.Tensor:
@@ -98,7 +132,7 @@ def measure_peak(
     if n < 1:
         raise ValueError(f"n must be positive, got {n!r}")
     a, b = _tensor(n, n, device=device, seed=0), _tensor(n, n, device=device, seed=1)
-    timing = measure(torch.mm, a, b, threads=threads, budget_s=budget_s, min_runs=3)
+    timing = measure(torch.mm, a, b, threads=threads, budget_s=budget_s)
     return n**3 / timing.median_s / 1e9, timing
 
 
@@ -114,7 +148,7 @@ def measure_bandwidth(
         raise ValueError(f"numel must be positive, got {numel!r}")
     src = _tensor(numel, device=device, seed=2)
     dst = torch.empty_like(src)
-    timing = measure(dst.copy_, src, threads=threads, budget_s=budget_s, min_runs=3)
+    timing = measure(dst.copy_, src, threads=threads, budget_s=budget_s)
     return 8 * numel / timing.median_s / 1e9, timing
 
 
@@ -131,7 +165,7 @@ def measure_roofline(
     Args:
         fast: smaller sizes (:data:`SIZES`) for CI; the full sizes are larger than caches.
         device: ``None`` for the CPU, else ``"cuda"``/``"mps"``.
-        threads: CPU threads (restored afterwards); ``None`` keeps the current count.
+        threads: CPU threads (restored afterwards); ``None``: the course policy's (1).
         budget_s: budget of each of the two measurements.
         matmul_n, copy_numel: override the sizes.
     """
@@ -198,7 +232,11 @@ def place_layers(
         runs, threads: for the profile made here.
 
     Returns:
-        One :class:`LayerPoint` per module with MACs or element-wise work and bytes moved.
+        One :class:`LayerPoint` per module with MACs or element-wise work and bytes moved; its
+        ``attainable_gmacs`` and ``bound`` are read on ``roofline.including(points)``, the roof
+        raised to the best rates observed, so ``achieved_gmacs <= attainable_gmacs`` for every
+        point. ``bound`` is ``"memory"`` when the layer's intensity is left of that roof's
+        ridge point, else ``"compute"``.
     """
     from course.cost import count
 
@@ -231,7 +269,9 @@ def place_layers(
                 bound=roofline.bound(intensity),
             )
         )
-    return points
+    roof = roofline.including(points)
+    return [dataclasses.replace(p, attainable_gmacs=roof.attainable_gmacs(p.intensity), bound=roof.bound(p.intensity))
+            for p in points]
 
 
 def achieved_by_type(points: Sequence[LayerPoint]) -> dict:
