@@ -27,7 +27,7 @@ def twins() -> None:
             rows += zoo_table([name], threads=(1,), budget_s=1.0)
         except Exception as error:  # noqa: BLE001 - report and go on
             print(f"{name}: {type(error).__name__}: {error}")
-    print(format_zoo_table(rows, threads=(1,)))
+    print(format_zoo_table(rows, threads=(1,)).markdown())
     print({n: zoo[n].paper.convention for n in names if zoo[n].paper})
 
 

@@ -197,6 +197,10 @@ def latency_vs_macs(
             handles.append(Line2D([], [], marker="o", ls="", color=color, label=kind))
         if any(v[3] for v in values):
             handles.append(Line2D([], [], marker="o", ls="", mfc="white", mec="black", label="noisy (rerun)"))
+        if len(set(macs)) == 1:  # one point: give the log axes a decade to show
+            ax.set_xlim(macs[0] / 3, macs[0] * 3)
+        if len(set(ms)) == 1:
+            ax.set_ylim(ms[0] / 3, ms[0] * 3)
         _plain_log_axes(ax)
         if labels is not None:
             label_points(ax, macs, ms, labels)

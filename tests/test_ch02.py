@@ -280,7 +280,11 @@ def fake_measure(monkeypatch):
         macs = count(module, *inputs).macs
         return Timing(median_s=1e-3 + macs * 1e-11, iqr_s=0.0, runs=5, device="cpu", threads=threads or 1)
 
+    def interleaved(cases, budget_s=1.0, threads=None, device=None):
+        return {name: measure(fn, *inputs, threads=threads) for name, (fn, inputs) in cases.items()}
+
     monkeypatch.setattr(course.latency, "measure", measure)
+    monkeypatch.setattr(course.latency, "measure_interleaved", interleaved)
     monkeypatch.setattr(ch02, "measure", measure)
     return calls
 
@@ -320,7 +324,12 @@ def test_measure_variants_and_channels_last(fake_measure):
     assert row["macs_ratio"] == pytest.approx(1 / 64 + 1 / 9)
     assert row["separable_macs"] == row["depthwise_macs"] + row["pointwise_macs"]
     assert row["latency_ratio"] == pytest.approx(row["separable_ms"] / row["standard_ms"])
+    assert row["speedup"].value == pytest.approx(1 / row["latency_ratio"]) and row["noisy"] is False
+    assert row["sentence"].startswith("On this device, the separable conv (3x3, 64->64 @28) is ")
+    assert "faster than the standard conv" in row["sentence"] and "fewer MACs" in row["sentence"]
     assert 0 < row["dw_time_share"] < 1
+    text = str(ch02.variants_table(rows))
+    assert "3x3 64->64 @28" in text and "measured speed-up" in text
     rows = ch02.channels_last_effect([dict(H=14, N=32, M=32, K=3)], budget_s=0.01)
     assert rows[0]["depthwise_speedup"] == pytest.approx(rows[0]["depthwise_nchw_ms"] / rows[0]["depthwise_nhwc_ms"])
     bpm = ch02.bytes_per_mac(56, 128, 128, 3)
@@ -345,7 +354,7 @@ def test_zoo_table_without_timing():
     (row,) = rows
     assert row["course_params"] == 1_331_592 and row["twin_params"] is None and row["max_abs_diff"] is None
     assert abs(row["course_macs"] / 1e9 / row["paper_macs_g"] - 1) < 0.02
-    text = ch02.format_zoo_table(rows)
+    text = str(ch02.format_zoo_table(rows))
     assert "mobilenetv1_050" in text and "1,331,592 / — / 1.3 M" in text
 
 

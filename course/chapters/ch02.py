@@ -23,7 +23,8 @@ from course.blocks.conv import DepthwiseConv, GroupConv, PointwiseConv
 from course.cost import Cost, conv2d, count
 from course.cost.separable import depthwise_conv, group_conv, pointwise_conv, separable_conv
 from course.equivalence import randomize_weights
-from course.latency import measure
+from course import latency, tables
+from course.latency import describe_speedup, measure, speedup
 from course.widgets import Explorer
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "mobilenet_grid",
     "plot_alpha_rho",
     "plot_ratios",
+    "variants_table",
     "SeparableExplorer",
     "separable_explorer",
     "variant_costs",
@@ -105,6 +107,7 @@ def comparison_rows(config: Dict[str, Any], timings: Optional[Dict[tuple, Tuple[
             "macs_ratio": cost.macs / base.macs,
             "params_ratio": cost.params / base.params,
             "ms": timing.median_ms if timing is not None else None,
+            "timing": timing,
         })
     std_ms = rows[0]["ms"]
     for row in rows:
@@ -113,18 +116,13 @@ def comparison_rows(config: Dict[str, Any], timings: Optional[Dict[tuple, Tuple[
 
 
 def _comparison_html(rows: List[dict]) -> str:
-    cell = 'style="padding:1px 8px;text-align:right"'
-    head = "".join(f"<th {cell}>{t}</th>" for t in
-                   ("variant", "MACs", "params", "MB moved", "MACs / std", "params / std", "ms", "time / std"))
-    body = []
-    for r in rows:
-        ms = f"{r['ms']:.3g}" if r["ms"] is not None else "select it"
-        lat = f"{r['latency_ratio']:.2f}" if r["latency_ratio"] is not None else "—"
-        cells = (r["variant"], f"{r['macs']:,}", f"{r['params']:,}", f"{r['bytes'] / 1e6:.2f}",
-                 f"{r['macs_ratio']:.3f}", f"{r['params_ratio']:.3f}", ms, lat)
-        body.append("<tr>" + "".join(f"<td {cell}>{html.escape(c)}</td>" for c in cells) + "</tr>")
-    return (f"<p><b>All three variants</b> (formulas; time measured once you select a variant)</p>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+    columns = [("variant", "variant"), ("macs", "MACs"), ("params", "params"), ("bytes", "MB moved", "M"),
+               ("macs_ratio", "MACs / std", ".3f"), ("params_ratio", "params / std", ".3f"),
+               ("timing", "latency"), ("latency_ratio", "time / std", ".2f")]
+    t = tables.table(rows, columns, title="All three variants",
+                     notes=["formulas; a variant's time appears once you have selected it (measured separately: "
+                            "for a fair time ratio, use measure_variants, which interleaves them)"])
+    return t._repr_html_()
 
 
 class SeparableExplorer(Explorer):
@@ -192,12 +190,20 @@ def measure_variants(
     threads: Optional[int] = None,
     channels_last: bool = False,
 ) -> List[dict]:
-    """Measure standard vs separable conv (and the separable's two halves) for each config.
+    """Measure standard vs separable conv (and the separable's two halves) for each config,
+    interleaved (:func:`course.latency.measure_interleaved`: a load spike hits all four).
 
     Each config has ``H, N, M, K`` (stride 1). Returns one row per config with MACs, bytes
-    moved and measured median milliseconds of ``standard``, ``separable``, ``depthwise`` and
-    ``pointwise``, and ``macs_ratio`` / ``latency_ratio`` (separable / standard) and
-    ``dw_macs_share`` / ``dw_time_share`` (the depthwise half's share of the separable conv).
+    moved, the :class:`~course.latency.Timing` (``*_timing``) and median milliseconds
+    (``*_ms``) of ``standard``, ``separable``, ``depthwise`` and ``pointwise``; ``macs_ratio``
+    / ``latency_ratio`` (separable / standard); ``speedup`` (how many times faster the
+    separable conv is, a :class:`~course.latency.Speedup` with its IQR interval); ``sentence``
+    (what this device did, written from the measurement); ``noisy``; ``dw_macs_share`` /
+    ``dw_time_share`` (the depthwise half's share of the separable conv).
+
+    Args:
+        budget_s: seconds of timing per module (the four share ``4 · budget_s``).
+        threads: CPU threads (``None``: the course policy's, 1).
     """
     rows = []
     for cfg in configs:
@@ -215,19 +221,46 @@ def measure_variants(
             "depthwise": depthwise_conv(H, H, N, K),
             "pointwise": pointwise_conv(H, H, N, M),
         }
-        row: Dict[str, Any] = dict(cfg)
+        cases = {}
         for name, module in modules.items():
             module, xin = _to_memory_format(module.eval(), x, channels_last)
-            timing = measure(module, xin, threads=threads, budget_s=budget_s)
+            cases[name] = (module, (xin,))
+        timings = latency.measure_interleaved(cases, threads=threads, budget_s=budget_s * len(cases))
+        row: Dict[str, Any] = dict(cfg)
+        for name in modules:
             row[f"{name}_macs"] = costs[name].macs
             row[f"{name}_bytes"] = costs[name].bytes_moved
-            row[f"{name}_ms"] = timing.median_ms
+            row[f"{name}_timing"] = timings[name]
+            row[f"{name}_ms"] = timings[name].median_ms
         row["macs_ratio"] = row["separable_macs"] / row["standard_macs"]
         row["latency_ratio"] = row["separable_ms"] / row["standard_ms"]
+        row["speedup"] = speedup(timings["separable"], timings["standard"])
+        row["sentence"] = describe_speedup(
+            f"the separable conv ({K}x{K}, {N}->{M} @{H})", timings["separable"], "the standard conv",
+            timings["standard"], row["separable_macs"], row["standard_macs"])
+        row["noisy"] = any(t.noisy for t in timings.values())
         row["dw_macs_share"] = row["depthwise_macs"] / row["separable_macs"]
         row["dw_time_share"] = row["depthwise_ms"] / (row["depthwise_ms"] + row["pointwise_ms"])
         rows.append(row)
     return rows
+
+
+def variants_table(rows: Sequence[dict]) -> "tables.Table":
+    """:func:`measure_variants`' rows as a table: the layer, MACs ratio, the separable conv's
+    measured speed-up over the standard conv (with its IQR), the depthwise half's share of the
+    MACs and of the time. ``print`` it, or ``course.tables.show`` it."""
+    shown = [{
+        "layer": f"{r['K']}x{r['K']} {r['N']}->{r['M']} @{r['H']}",
+        "macs": 1 / r["macs_ratio"],
+        "speedup": r["speedup"],
+        "dw_macs": r["dw_macs_share"],
+        "dw_time": r["dw_time_share"],
+        "std": r["standard_timing"],
+        "sep": r["separable_timing"],
+    } for r in rows]
+    return tables.table(shown, [("layer", "layer"), ("macs", "fewer MACs", "x"), ("speedup", "measured speed-up"),
+                                ("dw_macs", "dw: % MACs", "%"), ("dw_time", "dw: % time", "%"),
+                                ("std", "standard"), ("sep", "separable")])
 
 
 def bytes_per_mac(H: int, N: int, M: int, K: int) -> Dict[str, float]:
@@ -248,9 +281,11 @@ def channels_last_effect(
     threads: Optional[int] = None,
 ) -> List[dict]:
     """Median ms of the depthwise conv, the separable conv and the standard conv in the default
-    (NCHW, ``contiguous``) and ``channels_last`` (NHWC) memory formats, one row per config.
+    (NCHW, ``contiguous``) and ``channels_last`` (NHWC) memory formats, one row per config; the
+    two formats of each module are measured interleaved.
 
-    ``speedup`` columns are NCHW time / NHWC time (> 1: channels_last is faster here).
+    ``*_speedup`` columns are NCHW time / NHWC time (> 1: channels_last is faster here), and
+    ``*_speedup_iqr`` its :class:`~course.latency.Speedup` with the IQR interval.
     """
     rows = []
     for cfg in configs:
@@ -261,10 +296,16 @@ def channels_last_effect(
             ("separable", lambda: nn.Sequential(DepthwiseConv(N, K), PointwiseConv(N, M))),
             ("standard", lambda: GroupConv(N, M, K)),
         ):
+            cases = {}
             for fmt, last in (("nchw", False), ("nhwc", True)):
                 module, x = _to_memory_format(make().eval(), _seeded(1, N, H, H), last)
-                row[f"{name}_{fmt}_ms"] = measure(module, x, threads=threads, budget_s=budget_s).median_ms
+                cases[fmt] = (module, (x,))
+            timings = latency.measure_interleaved(cases, threads=threads, budget_s=2 * budget_s)
+            for fmt in ("nchw", "nhwc"):
+                row[f"{name}_{fmt}_ms"] = timings[fmt].median_ms
+                row[f"{name}_{fmt}_timing"] = timings[fmt]
             row[f"{name}_speedup"] = row[f"{name}_nchw_ms"] / row[f"{name}_nhwc_ms"]
+            row[f"{name}_speedup_iqr"] = speedup(timings["nhwc"], timings["nchw"])
         rows.append(row)
     return rows
 
@@ -283,7 +324,13 @@ def plot_ratios(rows: Sequence[dict], ax=None):
     xs = range(len(rows))
     width = 0.38
     ax.bar([x - width / 2 for x in xs], [r["macs_ratio"] for r in rows], width, label="MACs ratio")
-    ax.bar([x + width / 2 for x in xs], [r["latency_ratio"] for r in rows], width, label="latency ratio")
+    ratios = [r["latency_ratio"] for r in rows]
+    spread = [r.get("speedup") for r in rows]  # time ratio = 1 / speed-up: its IQR interval
+    yerr = None
+    if all(s is not None for s in spread):
+        yerr = [[max(0.0, ratio - 1 / s.high) for ratio, s in zip(ratios, spread)],
+                [max(0.0, 1 / s.low - ratio) for ratio, s in zip(ratios, spread)]]
+    ax.bar([x + width / 2 for x in xs], ratios, width, label="latency ratio (IQR)", yerr=yerr, capsize=3)
     ax.axhline(1.0, color="gray", lw=0.8)
     ax.set_xticks(list(xs), labels, fontsize=7)
     ax.set_ylabel("separable / standard")
@@ -305,7 +352,9 @@ def mobilenet_grid(
     top-1 where Table 6 (alpha at 224) or Table 7 (resolution at alpha 1) gives it, and the
     measured median ms (batch 1) when ``measure_latency``.
 
-    Keys: alpha, resolution, macs, params, paper_macs (M, or None), paper_top1 (or None), ms.
+    Keys: alpha, resolution, macs, params, paper_macs (M, or None), paper_top1 (or None), ms,
+    timing (the :class:`~course.latency.Timing`, or None). ``threads``: ``None`` is the course
+    policy's (1).
     """
     from course.models.mobilenetv1 import PAPER_TABLE6, PAPER_TABLE7, MobileNetV1
 
@@ -323,8 +372,9 @@ def mobilenet_grid(
                 "params": report.params,
                 "paper_macs": paper[1] if paper else None,
                 "paper_top1": paper[0] if paper else None,
-                "ms": measure(model, x, threads=threads, budget_s=budget_s).median_ms if measure_latency else None,
+                "timing": measure(model, x, threads=threads, budget_s=budget_s) if measure_latency else None,
             })
+            rows[-1]["ms"] = rows[-1]["timing"].median_ms if measure_latency else None
     return rows
 
 
@@ -424,7 +474,9 @@ def zoo_table(
 ) -> List[dict]:
     """The chapter's closing table, one row per model: params (course / twin / paper), MACs
     (course counter / paper, at the paper's input size), max abs output difference vs the twin,
-    and eager CPU latency (batch 1, median ms) of course model and twin for each thread count.
+    and eager CPU latency (batch 1) of course model and twin for each thread count, measured
+    interleaved: ``course_t{t}`` / ``twin_t{t}`` (:class:`~course.latency.Timing`) and
+    ``course_ms_t{t}`` / ``twin_ms_t{t}`` (median ms).
 
     ``comparisons``: results of :func:`compare_with_twin` already computed, by model name
     (reused instead of building the pair again).
@@ -455,31 +507,38 @@ def zoo_table(
         row["convention"] = entry.paper.convention if entry.paper else None
         if measure_latency:
             for t in threads:
-                row[f"course_ms_t{t}"] = measure(model, x, device="cpu", threads=t, budget_s=budget_s).median_ms
-                row[f"twin_ms_t{t}"] = (measure(twin, x, device="cpu", threads=t, budget_s=budget_s).median_ms
-                                        if twin is not None else None)
+                cases = {"course": (model, (x,))}
+                if twin is not None:
+                    cases["twin"] = (twin, (x,))
+                timings = latency.measure_interleaved(cases, device="cpu", threads=t, budget_s=budget_s * len(cases))
+                row[f"course_t{t}"] = timings["course"]
+                row[f"twin_t{t}"] = timings.get("twin")
+                row[f"course_ms_t{t}"] = timings["course"].median_ms
+                row[f"twin_ms_t{t}"] = timings["twin"].median_ms if twin is not None else None
         rows.append(row)
     return rows
 
 
-def format_zoo_table(rows: Sequence[dict], threads: Sequence[int] = (1,)) -> str:
-    """:func:`zoo_table`'s rows as a Markdown table."""
-    def num(v, fmt):
-        return "—" if v is None else format(v, fmt)
+def format_zoo_table(rows: Sequence[dict], threads: Sequence[int] = (1,)) -> "tables.Table":
+    """:func:`zoo_table`'s rows as a :class:`course.tables.Table` (``print`` it for text,
+    ``.markdown()`` for Markdown); latencies as median ± IQR, noisy ones marked."""
+    def params(r):
+        paper = "—" if r["paper_params_m"] is None else f"{r['paper_params_m']:g} M"
+        twin = "—" if r["twin_params"] is None else f"{r['twin_params']:,}"
+        return f"{r['course_params']:,} / {twin} / {paper}"
 
-    head = ["model", "params course / twin / paper", "MACs course / paper", "max abs diff vs twin"]
+    def macs(r):
+        paper = "—" if r["paper_macs_g"] is None else f"{r['paper_macs_g']:g} G"
+        return f"{r['course_macs'] / 1e9:.4f} G / {paper}"
+
+    def diff(r):
+        d = r["max_abs_diff"]
+        return "—" if d is None else ("0" if d == 0 else f"{d:.1e}")
+
+    shown = [dict(r, params=params(r), macs=macs(r), diff=diff(r)) for r in rows]
+    columns = [("model", "model"), ("params", "params course / twin / paper"), ("macs", "MACs course / paper"),
+               ("diff", "max abs diff vs twin", None, "right")]
     for t in threads:
-        head.append(f"ms course / twin ({t} thr)")
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [
-            r["model"],
-            f"{r['course_params']:,} / {num(r['twin_params'], ',')} / {num(r['paper_params_m'], 'g')} M",
-            f"{r['course_macs'] / 1e9:.4f} G / {num(r['paper_macs_g'], 'g')} G",
-            num(r["max_abs_diff"], ".1e") if r["max_abs_diff"] else ("0" if r["max_abs_diff"] == 0 else "—"),
-        ]
-        for t in threads:
-            if f"course_ms_t{t}" in r:
-                cells.append(f"{r[f'course_ms_t{t}']:.2f} / {num(r[f'twin_ms_t{t}'], '.2f')}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        if any(f"course_t{t}" in r or f"course_ms_t{t}" in r for r in rows):
+            columns += [(f"course_t{t}", f"course ({t} thr)"), (f"twin_t{t}", f"twin ({t} thr)")]
+    return tables.table(shown, columns)
