@@ -288,20 +288,21 @@ def test_figures_build():
 
 @pytest.fixture
 def fake_measure(monkeypatch):
-    """Instant timer: a deterministic latency per network (MACs-independent), counting calls."""
+    """Instant interleaved timer: a deterministic latency per network (MACs-independent),
+    recording each call's contenders and budget."""
     calls = []
 
-    def measure(module, *inputs, device=None, threads=None, budget_s=1.0):
-        calls.append(budget_s)
-        median = 1e-3 * (1 + len(module) % 3) * (2 if len(calls) % 2 else 1)
-        return Timing(median_s=median, iqr_s=0.0, runs=5, device="cpu", threads=1)
+    def interleaved(cases, device=None, threads=None, budget_s=1.0):
+        calls.append((list(cases), budget_s, threads))
+        return {name: Timing(median_s=1e-3 * (1 + len(net) % 3), iqr_s=0.0, runs=5, device="cpu", threads=1)
+                for name, (net, _) in cases.items()}
 
-    monkeypatch.setattr(course.latency, "measure", measure)
+    monkeypatch.setattr(course.latency, "measure_interleaved", interleaved)
     return calls
 
 
 def test_guideline_runs_pair_paper_and_measurement(fake_measure):
-    results = {g: ch03.run_guideline(g, platform="arm", size=7, columns=1, budget_s=0.3, rounds=2, device="cpu")
+    results = {g: ch03.run_guideline(g, platform="arm", size=7, columns=1, budget_s=0.3, device="cpu")
                for g in ch03.PAPER}
     for guideline, rows in results.items():
         table = ch03.PAPER[guideline]["arm"]["rows"]
@@ -311,31 +312,37 @@ def test_guideline_runs_pair_paper_and_measurement(fake_measure):
         assert max(macs) <= 1.06 * min(macs), (guideline, macs)  # equal FLOPs, up to integer widths
         for r in rows:
             assert math.isclose(r.throughput, 1e3 / r.median_ms)  # batch 1: images/s
-    assert len(fake_measure) == 2 * sum(len(rows) for rows in results.values())  # 2 rounds each
-    assert all(b == 0.15 for b in fake_measure)
+            assert math.isclose(r.relative, rows[0].median_ms / r.median_ms)
+            assert r.relative_iqr[0] <= r.relative <= r.relative_iqr[1] and not r.noisy
+    # One interleaved measurement per column, all of its networks together, their budgets summed.
+    assert [names for names, _, _ in fake_measure] == [[label for label, _, _ in ch03.PAPER[g]["arm"]["rows"]]
+                                                     for g in ch03.PAPER]
+    assert all(budget == pytest.approx(0.3 * len(names)) for names, budget, _ in fake_measure)
+    assert all(threads is None for _, _, threads in fake_measure)  # the policy's
     # G1 and G2 carry the memory access cost, which grows down the table as the paper argues.
     for guideline in ("G1", "G2"):
         macs = [r.mac for r in results[guideline]]
         assert macs == sorted(macs)
     g1 = results["G1"][0]
     assert g1.mac == 10 * 2 * sc.memory_access_cost(7, 7, 32, 32)
-    text = ch03.guideline_table(results["G3"])
+    text = str(ch03.guideline_table(results["G3"]))
     assert "4-fragment-parallel" in text and "paper" in text
+    header = str(ch03.guideline_table(results["G1"])).splitlines()[0].split()
+    assert "c" not in header and "MAC" in header  # G1 and G2 have no channel column
+    assert "c" in str(ch03.guideline_table(results["G3"])).splitlines()[0].split()
     from matplotlib.figure import Figure
 
     assert isinstance(ch03.plot_guidelines(results), Figure)
 
 
 def test_guideline_columns_and_errors(fake_measure):
-    rows = ch03.run_guideline("G4", platform="gpu", size=4, rounds=1, device="cpu")
+    rows = ch03.run_guideline("G4", platform="gpu", size=4, device="cpu")
     assert [r.c for r in rows] == [32] * 4 + [64] * 4 + [128] * 4
     assert [r.paper for r in rows[:4]] == [2427, 2672, 2647, 2842]
     with pytest.raises(ValueError, match="guideline='G5'"):
         ch03.run_guideline("G5")
     with pytest.raises(ValueError, match="platform='tpu'"):
         ch03.run_guideline("G1", platform="tpu", device="cpu")
-    with pytest.raises(ValueError, match="rounds=0"):
-        ch03.run_guideline("G1", rounds=0)
 
 
 def test_guideline_networks_structure():

@@ -319,6 +319,9 @@ class GuidelineRow:
         median_ms: the measured median latency of one batch.
         throughput: measured batches/s (``platform == "gpu"``) or images/s.
         relative: ``throughput / throughput of the first row`` (same column).
+        timing: the :class:`~course.latency.Timing` of one batch.
+        relative_iqr: the IQR interval of ``relative`` (paired rounds, see
+            :func:`course.latency.speedup`).
     """
 
     guideline: str
@@ -331,6 +334,13 @@ class GuidelineRow:
     median_ms: float
     throughput: float
     relative: float
+    timing: Optional[latency.Timing] = None
+    relative_iqr: Optional[Tuple[float, float]] = None
+
+    @property
+    def noisy(self) -> bool:
+        """Whether the measurement stayed noisy (IQR over 10% of the median)."""
+        return self.timing is not None and self.timing.noisy
 
 
 def _mac(guideline: str, setting, size: int, batch: int) -> Optional[int]:
@@ -349,15 +359,15 @@ def run_guideline(
     size: int = 28,
     columns: Optional[int] = None,
     budget_s: float = 0.3,
-    rounds: int = 3,
     device: Optional[str] = None,
     threads: Optional[int] = None,
 ) -> List[GuidelineRow]:
     """Measure the benchmark networks of one guideline on this machine.
 
-    Every network of a column is measured ``rounds`` times, round-robin (so a burst of load
-    from another program hits all of them alike), each time for ``budget_s / rounds`` seconds
-    with :func:`course.latency.measure`; the fastest median is kept.
+    The networks of a column are measured together, in alternating rounds
+    (:func:`course.latency.measure_interleaved`: a burst of load from another program hits all
+    of them alike), by the course's policy (at least five samples each, one re-measurement when
+    noisy); a row's speed relative to the first row comes with its IQR interval.
 
     Args:
         guideline: "G1", "G2", "G3" or "G4".
@@ -365,18 +375,15 @@ def run_guideline(
             (batch 1, images/s); default "gpu" on a CUDA device, else "arm".
         size: the feature map is ``size x size`` (our choice; small enough for a laptop).
         columns: for G3 and G4, how many of the paper's channel columns to run (default all).
-        budget_s: seconds of timing per network, all rounds together.
-        rounds: measurements per network (round-robin); the best median is kept.
-        device: where to run; default :func:`default_device`.
-        threads: CPU threads (``None`` keeps PyTorch's setting).
+        budget_s: seconds of timing per network (a column's networks share their budgets).
+        device: where to run; default :func:`course.latency.default_device`.
+        threads: CPU threads (``None``: the course policy's, 1, as the paper's ARM numbers).
 
     Returns:
         One :class:`GuidelineRow` per network, in the paper's row order (column by column).
     """
     if guideline not in PAPER:
         raise ValueError(f"guideline={guideline!r} must be one of {sorted(PAPER)}")
-    if not isinstance(rounds, int) or rounds < 1:
-        raise ValueError(f"rounds={rounds!r} must be a positive integer")
     device = device or default_device()
     platform = platform or ("gpu" if device.startswith("cuda") else "arm")
     if platform not in ("gpu", "arm"):
@@ -389,45 +396,49 @@ def run_guideline(
     generator = torch.Generator().manual_seed(0)
     rows: List[GuidelineRow] = []
     for j, c in enumerate(cs):
-        nets, inputs, macs, best = [], [], [], []
+        cases, macs = {}, []
         for label, setting, value in table["rows"]:
-            nets.append(_build(guideline, setting, c).eval())
-            inputs.append(torch.randn(batch, _input_channels(guideline, setting, c), size, size, generator=generator))
-            macs.append(count(nets[-1], inputs[-1]).macs)  # on the CPU, before measure moves them
-            best.append(math.inf)
-        for _ in range(rounds):
-            for i, (net, x) in enumerate(zip(nets, inputs)):
-                timing = latency.measure(net, x, device=device, threads=threads, budget_s=budget_s / rounds)
-                best[i] = min(best[i], timing.median_s)
-        first_paper = first_measured = None
-        for (label, setting, value), n_macs, median_s in zip(table["rows"], macs, best):
+            net = _build(guideline, setting, c).eval()
+            x = torch.randn(batch, _input_channels(guideline, setting, c), size, size, generator=generator)
+            macs.append(count(net, x).macs)  # on the CPU, before measuring moves them
+            cases[label] = (net, (x,))
+        timings = latency.measure_interleaved(cases, device=device, threads=threads, budget_s=budget_s * len(cases))
+        first_label = table["rows"][0][0]
+        first_paper = None
+        for (label, setting, value), n_macs in zip(table["rows"], macs):
             paper = value[j] if isinstance(value, tuple) else value
-            throughput = (1.0 if platform == "gpu" else batch) / median_s
+            timing = timings[label]
+            throughput = (1.0 if platform == "gpu" else batch) / timing.median_s
             first_paper = first_paper or paper
-            first_measured = first_measured or throughput
+            relative = latency.speedup(timing, timings[first_label])  # speed relative to row 1
             rows.append(GuidelineRow(guideline, label, c, n_macs,
                                      _mac(guideline, setting, size, batch), paper, paper / first_paper,
-                                     median_s * 1e3, throughput, throughput / first_measured))
+                                     timing.median_ms, throughput, relative.value, timing,
+                                     (relative.low, relative.high)))
     return rows
 
 
-def guideline_table(rows: Sequence[GuidelineRow]) -> str:
-    """A text table: row, MACs, (MAC), paper throughput and relative, measured ms, throughput, relative."""
-    has_mac = any(r.mac is not None for r in rows)
-    head = f"{'setting':<22}{'c':>5}{'MMACs':>9}" + (f"{'MAC (M)':>9}" if has_mac else "")
-    head += f"{'paper':>9}{'rel.':>6}{'you ms':>10}{'you /s':>10}{'rel.':>7}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        line = f"{r.label:<22}{'' if r.c is None else r.c:>5}{r.macs / 1e6:>9.1f}"
-        if has_mac:
-            line += f"{r.mac / 1e6:>9.2f}"
-        line += f"{r.paper:>9.4g}{r.paper_relative:>6.2f}{r.median_ms:>10.3f}{r.throughput:>10.4g}{r.relative:>7.2f}"
-        lines.append(line)
-    return "\n".join(lines)
+def guideline_table(rows: Sequence[GuidelineRow]) -> "tables.Table":
+    """The rows as a :class:`course.tables.Table` (``print`` it): setting, ``c`` (only for the
+    guidelines that have channel columns), MACs, MAC (G1, G2), the paper's throughput and
+    relative speed, the measured latency (median ± IQR, noisy marked), throughput and relative
+    speed."""
+    from course import tables
+
+    columns = [("label", "setting")]
+    if any(r.c is not None for r in rows):
+        columns.append(("c", "c"))
+    columns.append(("macs", "MACs", "M"))
+    if any(r.mac is not None for r in rows):
+        columns.append(("mac", "MAC", "M"))
+    columns += [("paper", "paper", ".4g"), ("paper_relative", "rel.", ".2f"), ("timing", "this device"),
+                ("throughput", "per s", ".4g"), ("relative", "rel.", ".2f")]
+    return tables.table(rows, columns)
 
 
 def plot_guidelines(results: Dict[str, Sequence[GuidelineRow]]):
-    """One panel per guideline: speed relative to the first row, the paper's bars beside yours."""
+    """One panel per guideline: speed relative to the first row, the paper's bars beside yours
+    (with their IQR error bars; a noisy measurement is hatched)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(11, 3.4), layout="constrained")
@@ -437,7 +448,15 @@ def plot_guidelines(results: Dict[str, Sequence[GuidelineRow]]):
         rows = [r for r in rows if r.c == c0]  # first channel column only
         xs = range(len(rows))
         ax.bar([x - 0.2 for x in xs], [r.paper_relative for r in rows], 0.4, label="paper", color="#9e9e9e")
-        ax.bar([x + 0.2 for x in xs], [r.relative for r in rows], 0.4, label="this device", color="#1976d2")
+        yerr = None
+        if all(r.relative_iqr is not None for r in rows):
+            yerr = [[max(0.0, r.relative - r.relative_iqr[0]) for r in rows],
+                    [max(0.0, r.relative_iqr[1] - r.relative) for r in rows]]
+        bars = ax.bar([x + 0.2 for x in xs], [r.relative for r in rows], 0.4, label="this device (IQR)",
+                      color="#1976d2", yerr=yerr, capsize=3)
+        for bar, r in zip(bars, rows):
+            if r.noisy:
+                bar.set_hatch("//")
         ax.axhline(1.0, color="black", linewidth=0.6)
         ax.set_xticks(list(xs), [r.label.replace("-fragment-", "-") for r in rows], rotation=30, fontsize=7)
         ax.set_title(f"{guideline}" + (f" (c={c0})" if c0 else ""), fontsize=9)
