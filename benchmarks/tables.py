@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/tables.py            # all sections (about 10 minutes on 2 cores)
     .venv/bin/python benchmarks/tables.py twins      # one section: twins, attention, reparam, roofline, capstone
 
-Every latency is eager CPU, batch 1, one thread, the median of ``course.latency.measure``.
+Every latency is eager CPU, batch 1, measured by the course's policy (``course.latency.policy``:
+one thread, >= 5 samples, re-measured once when noisy; comparisons interleaved); shown as
+median ± IQR, a noisy one marked.
 """
 
 from __future__ import annotations
@@ -36,10 +38,7 @@ def attention() -> None:
     from course.chapters import ch05
 
     rows = ch05.resolution_sweep((224, 448, 896), max_measured_macs=25e9, budget_s=1.0, memory=False)
-    print("| input | attention | GMACs (formula) | ms |\n|---|---|---|---|")
-    for r in rows:
-        ms = r.get("ms")
-        print(f"| {r['resolution']} | {r['kind']} | {r['macs'] / 1e9:.3f} | {'—' if ms is None else f'{ms:.1f}'} |")
+    print(ch05.sweep_table(rows).markdown())
 
 
 def reparam() -> None:
@@ -55,15 +54,18 @@ def reparam() -> None:
         "RepVGG-A0": (create_model("repvgg_a0"), torch.randn(1, 3, 224, 224)),
         "MobileOne-S0": (create_model("mobileone_s0"), torch.randn(1, 3, 224, 224)),
     }
-    print("| model | train ms | deploy ms | speed-up | peak activations train -> deploy (MB) | deploy vs train rel. diff |")
-    print("|---|---|---|---|---|---|")
+    from course.equivalence import randomize_bn
+    from course.tables import table
+
+    rows = []
     for name, (model, x) in cases.items():
-        ch07.randomize_bn(model)
-        r = ch07.compare_train_deploy(model.eval(), x, threads=1, budget_s=1.0, rounds=3)
-        train, deploy = r["latency"]
+        randomize_bn(model)
+        r = ch07.compare_train_deploy(model.eval(), x, threads=1, budget_s=1.0)
         pt, pd = r["peak_bytes"]
-        print(f"| {name} | {train.median_ms:.2f} | {deploy.median_ms:.2f} | {r['speedup']:.2f}x | "
-              f"{pt / 1e6:.2f} -> {pd / 1e6:.2f} | {r['rel_diff']:.1e} |")
+        rows.append({"model": name, "train": r["latency"][0], "deploy": r["latency"][1], "speedup": r["speedup_iqr"],
+                     "peak": f"{pt / 1e6:.2f} -> {pd / 1e6:.2f}", "diff": f"{r['rel_diff']:.1e}"})
+    print(table(rows, [("model", "model"), ("train", "train"), ("deploy", "deploy"), ("speedup", "speed-up"),
+                       ("peak", "peak activations train -> deploy (MB)"), ("diff", "deploy vs train rel. diff")]).markdown())
 
 
 def roofline() -> None:
@@ -77,10 +79,7 @@ def capstone() -> None:
     from course.chapters import ch08
 
     rows = ch08.capstone_table(threads=1, budget_s=1.0)
-    print("| model | top-1 | GMACs | eager ms | ONNX Runtime ms |\n|---|---|---|---|---|")
-    for r in rows:
-        ort = "—" if r.onnxruntime is None else f"{r.onnxruntime.median_ms:.2f}"
-        print(f"| {r.label} | {r.top1} | {r.macs_g:.2f} | {r.eager.median_ms:.2f} | {ort} |")
+    print(ch08.format_capstone(rows).markdown())
 
 
 SECTIONS = {"twins": twins, "attention": attention, "reparam": reparam, "roofline": roofline, "capstone": capstone}

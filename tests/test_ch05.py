@@ -356,7 +356,17 @@ def test_resolution_sweep_formulas_and_skips():
     for row in rows:
         h = row["h"]
         assert row["macs"] == count(attention_layer(row["kind"], 64, 1, 7, 8), seeded(1, 64, h, h)).macs
-        assert (row["ms"] is None) == (row["macs"] > 2e7)
+        assert (row["ms"] is None) == (row["macs"] > 2e7) == (row["timing"] is None)
+    measured = [r for r in rows if r["timing"] is not None]
+    assert all(r["timing"].samples >= 5 and r["timing"].threads == 1 for r in measured)
+    by_resolution = {}
+    for r in measured:  # the kinds of one resolution were measured in the same interleaved rounds
+        by_resolution.setdefault(r["resolution"], set()).add(r["timing"].group)
+    assert all(len(groups) == 1 for groups in by_resolution.values())
+    from course.chapters.ch05 import sweep_table
+
+    text = str(sweep_table(rows))
+    assert "—" in text and "global" in text  # an unmeasured point shows a dash
     assert attention_formula("global", 32, 32).macs == formulas.global_attention(32, 32, 64).macs
     with pytest.raises(ValueError, match="kind='conv'"):
         attention_layer("conv")

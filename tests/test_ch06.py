@@ -141,6 +141,11 @@ def test_mixer_costs_and_compare_mixers():
     rows = compare_mixers(("pool", "dwconv"), depths=(1, 1, 1, 1), img_size=64, budget_s=0.02)
     assert [r["mixer"] for r in rows] == ["pool", "dwconv"]
     assert all(r["macs"] == r["formula_macs"] and r["ms"] > 0 for r in rows)
+    assert rows[0]["timing"].group == rows[1]["timing"].group  # measured in the same interleaved rounds
+    from course.chapters.ch06 import mixers_table
+
+    assert str(mixers_table(rows)).splitlines()[2].startswith("pool")
+    assert compare_mixers(("pool",), depths=(1, 1, 1, 1), img_size=64, measure=False)[0]["timing"] is None
     assert most_params_mixer() == "spatial_mlp"  # its weight is (h·w)² per block
 
 

@@ -187,12 +187,17 @@ def test_peak_activation_bytes_hand_counts():
 def test_compare_train_deploy_block():
     block = ch07.make_block("depthwise 3x3", 32, k=4)
     x = torch.randn(1, 32, 16, 16, generator=GEN())
-    result = ch07.compare_train_deploy(block, x, threads=1, budget_s=0.05, rounds=2)
+    result = ch07.compare_train_deploy(block, x, threads=1, budget_s=0.05)
     assert result["rel_diff"] < 1e-5
     assert result["params"] == (ch07.unit_params(32, 32, 3, 32, 4), ch07.unit_params(32, 32, 3, 32, 4, deploy=True))
     assert result["macs"][0] == ch07.unit_macs(16, 16, 32, 32, 3, 32, 4) and result["macs"][1] == 16 * 16 * 9 * 32
     assert result["peak_bytes"][0] > result["peak_bytes"][1] == 32 * 16 * 16 * 4
     assert result["latency"][0].threads == 1 and result["speedup"] > 0
+    train, deploy = result["latency"]
+    assert train.group == deploy.group and train.samples == deploy.samples >= 5  # interleaved rounds
+    assert result["speedup_iqr"].paired and result["speedup_iqr"].value == pytest.approx(result["speedup"])
+    assert result["sentence"].startswith("On this device, the deploy-time form ")
+    assert result["noisy"] == (train.noisy or deploy.noisy)
     with pytest.raises(ValueError, match="unit"):
         ch07.make_block("nope", 8)
 
@@ -356,8 +361,10 @@ def test_sweep_and_figures():
         assert r["macs_deploy"] == 8 * 8 * 16 * 16
         assert r["peak_deploy"] == 16 * 8 * 8 * 4 < r["peak_train"]
         assert r["ms_train"] > 0 and r["ms_deploy"] > 0
+    assert all(r["timing_train"].group == r["timing_deploy"].group for r in rows)
     fig = ch07.plot_branch_sweep(rows)
-    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2
+    assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 2
+    assert [c.get_label() for c in fig.axes[0].containers] == ["train", "deploy"]  # IQR error bars
     fig = ch07.plot_speedups(["a", "b"], [2.0, 3.0], [1.0, 1.5])
     texts = [t.get_text() for t in fig.axes[0].texts]
-    assert texts == ["2.00x", "2.00x"]
+    assert texts == ["2.00x", "2.00x"] and fig.axes[0].get_yscale() == "log"

@@ -115,8 +115,8 @@ def test_capstone_table_small_run():
         assert r.outputs_match and r.max_abs_diff <= 1e-4 * max(1.0, r.max_abs_output)
         assert r.environment["threads"] == 1 and "onnxruntime" in r.environment
         assert r.latency_ms("onnxruntime") == r.ort_ms and r.latency_ms("eager") == r.eager_ms
-    text = ch08.format_capstone(rows)
-    assert "MobileOne-S0" in text and "ORT ms" in text
+    text = str(ch08.format_capstone(rows))
+    assert "MobileOne-S0" in text and "ONNX Runtime" in text and "distilled" in text
     answer = ch08.is_cnn_enough(rows)
     assert "CNNs on the front" in answer and "a CNN is enough" in answer  # both rows are CNNs
     fig = ch08.capstone_figure(rows)
@@ -140,6 +140,13 @@ def test_is_cnn_enough_reads_the_front():
     assert "CNNs on the front: 1; transformers on the front: 1" in text
     assert "best CNN at no more latency is cnn-fast (70.0%" in text and "+8.0 points" in text
     assert "no model" in ch08.is_cnn_enough([_row("x", "CNN", 70.0, 1.0)], backend="onnxruntime")
+    # The verdict is per stated budget, not a tautology about the front.
+    assert "  <= 5 ms: CNN cnn-fast 70.0% vs no transformer: a CNN is enough." in text
+    assert "  <= 10 ms: CNN cnn-fast 70.0% vs transformer vit 78.0%: the transformer, by 8.0 points." in text
+    assert "  <= 20 ms: CNN cnn-slow 72.0% vs transformer vit 78.0%: the transformer, by 6.0 points." in text
+    custom = ch08.is_cnn_enough(rows, budgets_ms=(3,))
+    assert "  <= 3 ms: no CNN vs no transformer: nothing fits." in custom
+    assert "holds the front where it has" not in text
     with pytest.raises(ValueError, match="backend"):
         rows[0].latency_ms("tensorrt")
 
@@ -147,6 +154,7 @@ def test_is_cnn_enough_reads_the_front():
 def test_capstone_widget_headless():
     w = ch08.capstone_widget(budget_s=0.05)
     assert set(w.controls) == {"device", "threads", "batch", "backend", "models"}
+    assert w.plot.layout.display == "none" and "measure" in w.status.value  # no broken image before a run
     calls = []
     fake = [_row("cnn", "CNN", 70.0, 5.0), _row("vit", "transformer", 75.0, 9.0)]
 
@@ -162,7 +170,8 @@ def test_capstone_widget_headless():
         assert calls[-1]["names"] == ch08.FAST_SUBSET
         w.run()  # same setting: from the cache
         assert len(calls) == 1
-        assert w.plot.value[:4] == b"\x89PNG" and "Pareto front" in w.table.value
+        assert w.plot.value[:4] == b"\x89PNG" and w.plot.layout.display is None and "Pareto front" in w.table.value
+        assert "ONNX Runtime" not in w.table.value.split("<pre>")[0]  # eager only: no empty ORT columns
         with pytest.raises(ValueError, match="unknown control"):
             w.run(colour="red")
     finally:

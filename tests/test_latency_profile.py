@@ -281,7 +281,9 @@ def test_sweep_grid_stamp_and_restoration():
     assert all(r.ms_per_image == pytest.approx(r.ms / r.batch) for r in rows)
     assert torch.get_num_threads() == 2
     assert next(model.parameters()).is_contiguous()  # the model itself stays NCHW
-    assert "channels_last" in sweep_table(rows)
+    assert "channels_last" in str(sweep_table(rows)) and "per image" in str(sweep_table(rows))
+    for t in (1, 2):  # the settings of one thread count share interleaved rounds
+        assert len({r.timing.group for r in rows if r.threads == t}) == 1
     with pytest.raises(ValueError, match="threads"):
         sweep(model, (3, 8, 8), threads=(0,))
     with pytest.raises(ValueError, match="channels_last"):

@@ -32,6 +32,7 @@ __all__ = [
     "cost_curves",
     "peak_memory_bytes",
     "resolution_sweep",
+    "sweep_table",
     "vit_attention_table",
     "vit_macs",
     "window_figure",
@@ -133,30 +134,37 @@ def resolution_sweep(
     memory: bool = True,
     device: Optional[str] = None,
     fused: bool = False,
+    threads: Optional[int] = None,
 ) -> List[dict]:
     """Formula MACs (always) and measured latency and peak memory (where affordable) of each
     attention at each input resolution, on the ``stride``-downsampled map.
 
     A point is measured only when ``measure`` and its formula MACs are at most
     ``max_measured_macs`` (global attention at 896 input would need 10 GB for its scores);
-    otherwise ``ms`` and ``peak_MB`` are ``None``. The input is a seeded
-    ``torch.randn(1, C, h, w)`` with ``h = w = resolution // stride``.
+    otherwise ``ms``, ``timing`` and ``peak_MB`` are ``None``. The attentions of one resolution
+    are measured together, in alternating rounds (:func:`course.latency.measure_interleaved`,
+    by the course's policy: ``threads`` ``None`` is 1), so they compare fairly. The input is a
+    seeded ``torch.randn(1, C, h, w)`` with ``h = w = resolution // stride``.
 
     Returns:
         One dict per (resolution, kind): ``resolution, kind, h, tokens, macs, scores_MB``
-        (formula bytes of the unfused score matrix), ``ms``, ``peak_MB``.
+        (formula bytes of the unfused score matrix), ``ms``, ``timing`` (the
+        :class:`~course.latency.Timing`), ``peak_MB``.
     """
-    from course.latency import measure as time_it
+    from course import latency
+    from course.latency.memory import peak_memory_bytes
 
     rows = []
     for resolution in resolutions:
         h = resolution // stride
+        cases = {}
         for kind in kinds:
             cost = attention_formula(kind, h, h, C, heads, window, sr_ratio)
             keys = {"global": h * h, "window": min(window, h) ** 2, "sra": (h // sr_ratio) ** 2}[kind]
             row = {
                 "resolution": resolution, "kind": kind, "h": h, "tokens": h * h, "macs": cost.macs,
-                "scores_MB": formulas.attention_scores_bytes(h * h, keys, heads) / 1e6, "ms": None, "peak_MB": None,
+                "scores_MB": formulas.attention_scores_bytes(h * h, keys, heads) / 1e6, "ms": None, "timing": None,
+                "peak_MB": None,
             }
             if measure and cost.macs <= max_measured_macs:
                 torch.manual_seed(0)
@@ -164,11 +172,28 @@ def resolution_sweep(
                 x = torch.randn(1, C, h, h, generator=torch.Generator().manual_seed(0))
                 if device is not None:
                     layer, x = layer.to(device), x.to(device)
-                row["ms"] = time_it(layer, x, budget_s=budget_s).median_ms
+                cases[kind] = (layer, (x,))
                 if memory:
                     row["peak_MB"] = peak_memory_bytes(layer, x) / 1e6
             rows.append(row)
+        if cases:
+            timings = latency.measure_interleaved(cases, threads=threads, budget_s=budget_s * len(cases))
+            for row in rows[-len(kinds):]:
+                if row["kind"] in timings:
+                    row["timing"] = timings[row["kind"]]
+                    row["ms"] = row["timing"].median_ms
     return rows
+
+
+def sweep_table(rows: Sequence[dict]) -> "tables.Table":
+    """:func:`resolution_sweep`'s rows as a :class:`course.tables.Table` (``print`` it):
+    resolution, attention, tokens, formula MACs, score-matrix MB, latency (median ± IQR, noisy
+    marked, "—" when not measured) and peak MB."""
+    from course import tables
+
+    return tables.table(rows, [("resolution", "input"), ("kind", "attention"), ("tokens", "tokens"),
+                               ("macs", "MACs", "G"), ("scores_MB", "scores MB", ".1f"),
+                               ("timing", "latency"), ("peak_MB", "peak MB", ".1f")])
 
 
 _COLORS = {"global": "tab:red", "window": "tab:blue", "sra": "tab:green"}
@@ -176,29 +201,48 @@ _LABELS = {"global": "global (ViT)", "window": "window (Swin)", "sra": "spatial-
 
 
 def cost_curves(rows: Sequence[dict], title: str = ""):
-    """One figure, three panels against input resolution: formula MACs, measured latency (ms),
-    measured peak memory (MB); one line per attention; log scales. Unmeasured points are
-    left out of the two measured panels. Returns the matplotlib ``Figure``."""
+    """One figure, three panels against input resolution: formula MACs, measured latency (ms,
+    with IQR error bars; a noisy point hollow), measured peak memory (MB); one line per
+    attention, each with its own marker so that no point hides another; log scales with plain
+    tick labels. Unmeasured points are left out of the two measured panels (the legend says how
+    many). Returns the matplotlib ``Figure``."""
+    from matplotlib import ticker
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 3.4), layout="constrained")
+    from course.plots import plain_log_axis, timing_errorbar
+
+    fig = Figure(figsize=(11.5, 3.6), layout="constrained")
     axes = fig.subplots(1, 3)
     panels = (("macs", "MACs (formula)"), ("ms", "latency (ms, measured)"), ("peak_MB", "peak memory (MB, measured)"))
+    markers = {"global": "o", "window": "s", "sra": "^"}
+    resolutions = sorted({r["resolution"] for r in rows})
     for ax, (key, label) in zip(axes, panels):
         for kind in _COLORS:
-            points = [(r["resolution"], r[key]) for r in rows if r["kind"] == kind and r[key] is not None]
-            if points:
-                xs, ys = zip(*points)
-                ax.plot(xs, ys, "o-", color=_COLORS[kind], label=_LABELS[kind])
+            mine = [r for r in rows if r["kind"] == kind]
+            points = [r for r in mine if r[key] is not None]
+            if not points:
+                continue
+            missing = len(mine) - len(points)
+            name = _LABELS[kind] + (f" ({missing} not measured)" if missing else "")
+            xs = [r["resolution"] for r in points]
+            if key == "ms":
+                timing_errorbar(ax, xs, [r["timing"] or r["ms"] for r in points], color=_COLORS[kind], label=name,
+                                marker=markers[kind])
+            else:
+                ax.plot(xs, [r[key] for r in points], marker=markers[kind], color=_COLORS[kind], label=name,
+                        markersize=6, alpha=0.85)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("input resolution (pixels)")
         ax.set_ylabel(label)
-        resolutions = sorted({r["resolution"] for r in rows})
         ax.set_xticks(resolutions, [str(r) for r in resolutions])
-        ax.minorticks_off()
-        ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=8)
+        ax.xaxis.set_minor_locator(ticker.NullLocator())
+        plain_log_axis(ax.yaxis, formatter="eng" if key == "macs" else "g")
+        ax.grid(True, which="both", alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        else:
+            ax.set_title("not measured", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

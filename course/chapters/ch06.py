@@ -24,6 +24,7 @@ __all__ = [
     "metaformer_explorer",
     "mixer_costs",
     "mixer_table",
+    "mixers_table",
     "most_params_mixer",
 ]
 
@@ -78,32 +79,44 @@ def compare_mixers(
     measure: bool = True,
     budget_s: float = 0.3,
     device: Optional[str] = None,
+    threads: Optional[int] = None,
 ) -> List[dict]:
     """Build :func:`course.models.metaformer.metaformer` with each mixer and report params,
     counted MACs (equal to :func:`metaformer_cost`) and measured latency on a seeded
-    ``(1, 3, img, img)`` input. Returns one dict per mixer: ``mixer, params, macs,
-    formula_macs, ms`` (``None`` when not measured)."""
+    ``(1, 3, img, img)`` input. The models are measured together, in alternating rounds
+    (:func:`course.latency.measure_interleaved`, by the course's policy; ``threads`` ``None``
+    is 1), so a load spike does not favour one mixer. Returns one dict per mixer: ``mixer,
+    params, macs, formula_macs, formula_params, ms, timing`` (``None`` when not measured)."""
+    from course import latency
     from course.cost import count
-    from course.latency import measure as time_it
     from course.models.metaformer import metaformer
 
     x = torch.randn(1, 3, img_size, img_size, generator=torch.Generator().manual_seed(0))
-    rows = []
+    rows, cases = [], {}
     for name in names:
         torch.manual_seed(0)
         model = metaformer(name, depths=depths, dims=dims, img_size=img_size).eval()
         report = count(model, x)
         formula = metaformer_cost(name, depths, dims, img_size)
-        row = {"mixer": name, "params": report.params, "macs": report.macs, "formula_macs": formula.macs,
-               "formula_params": formula.params, "ms": None}
+        rows.append({"mixer": name, "params": report.params, "macs": report.macs, "formula_macs": formula.macs,
+                     "formula_params": formula.params, "ms": None, "timing": None})
         if measure:
-            if device is not None:
-                model, xd = model.to(device), x.to(device)
-            else:
-                xd = x
-            row["ms"] = time_it(model, xd, budget_s=budget_s).median_ms
-        rows.append(row)
+            cases[name] = (model, (x,))
+    if cases:
+        timings = latency.measure_interleaved(cases, device=device, threads=threads, budget_s=budget_s * len(cases))
+        for row in rows:
+            row["timing"] = timings[row["mixer"]]
+            row["ms"] = row["timing"].median_ms
     return rows
+
+
+def mixers_table(rows: Sequence[dict]) -> "tables.Table":
+    """:func:`compare_mixers`' rows as a :class:`course.tables.Table` (``print`` it): mixer,
+    params, MACs, latency (median ± IQR, noisy marked)."""
+    from course import tables
+
+    return tables.table(rows, [("mixer", "mixer"), ("params", "params", "M"), ("macs", "MACs", "G"),
+                               ("timing", "latency")])
 
 
 def metaformer_explorer(measure: bool = True, budget_s: float = 0.3):

@@ -60,20 +60,23 @@ def deploy_vs_train(model: nn.Module, x: torch.Tensor) -> Tuple[nn.Module, float
 def compare_train_deploy(
     model: nn.Module,
     x: torch.Tensor,
-    threads: Optional[int] = 1,
+    threads: Optional[int] = None,
     budget_s: float = 1.0,
-    rounds: int = 1,
+    rounds: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Measure ``model`` (train-time form, eval mode) against its re-parameterized copy.
 
     Returns a dict: ``params``, ``macs``, ``peak_bytes`` (:func:`peak_activation_bytes`) and
-    ``latency`` (a :class:`course.latency.Timing`, ``threads`` threads, batch of ``x``), each a
-    ``(train, deploy)`` pair; ``speedup`` = train median / deploy median; ``rel_diff`` =
-    :func:`max_relative_diff` of the outputs (deploy vs train).
+    ``latency`` (a :class:`course.latency.Timing`, batch of ``x``), each a ``(train, deploy)``
+    pair; ``speedup`` = train median / deploy median; ``speedup_iqr``: the
+    :class:`~course.latency.Speedup` with its IQR interval; ``sentence``: what this device did,
+    written from the measurement; ``noisy``; ``rel_diff`` = :func:`max_relative_diff` of the
+    outputs (deploy vs train).
 
-    ``rounds > 1`` measures train and deploy alternately ``rounds`` times and keeps, for each,
-    the timing with the lowest median: on a busy machine, other programs only ever add time,
-    and alternating spreads their disturbance over both forms.
+    The two forms are measured together in alternating rounds
+    (:func:`course.latency.measure_interleaved`, the course's policy: ``threads`` ``None`` is
+    1), so a load spike of another program hits both. ``budget_s`` is per form. ``rounds`` is
+    ignored (the policy's rounds and re-measurement replace it; kept for old calls).
     """
     train = model.eval()
     deploy, rel_diff = deploy_vs_train(train, x)
@@ -81,12 +84,14 @@ def compare_train_deploy(
     result["params"] = tuple(sum(p.numel() for p in m.parameters()) for m in (train, deploy))
     result["macs"] = tuple(count(m, x).macs for m in (train, deploy))
     result["peak_bytes"] = tuple(peak_activation_bytes(m, x) for m in (train, deploy))
-    timings = [[], []]
-    for _ in range(max(1, rounds)):
-        for i, m in enumerate((train, deploy)):
-            timings[i].append(latency.measure(m, x, threads=threads, budget_s=budget_s))
-    result["latency"] = tuple(min(t, key=lambda timing: timing.median_s) for t in timings)
-    result["speedup"] = result["latency"][0].median_s / result["latency"][1].median_s
+    timings = latency.measure_interleaved({"train": (train, (x,)), "deploy": (deploy, (x,))}, threads=threads,
+                                          budget_s=2 * budget_s)
+    result["latency"] = (timings["train"], timings["deploy"])
+    result["speedup"] = timings["train"].median_s / timings["deploy"].median_s
+    result["speedup_iqr"] = latency.speedup(timings["deploy"], timings["train"])
+    result["sentence"] = latency.describe_speedup("the deploy-time form", timings["deploy"], "the train-time form",
+                                                  timings["train"], result["macs"][1], result["macs"][0])
+    result["noisy"] = timings["train"].noisy or timings["deploy"].noisy
     return result
 
 
@@ -184,14 +189,16 @@ def sweep_branches(
     C: int = 64,
     H: int = 56,
     ks=(1, 2, 4, 8),
-    threads: Optional[int] = 1,
+    threads: Optional[int] = None,
     budget_s: float = 0.3,
 ):
-    """Latency and peak memory of ``make_block(unit, C, k)`` for each ``k``, train vs deploy.
+    """Latency and peak memory of ``make_block(unit, C, k)`` for each ``k``, train vs deploy
+    (the two forms of each ``k`` measured interleaved, by the course's policy).
 
     Returns one dict per ``k``: ``k``, ``macs_train``, ``macs_deploy`` (counted),
-    ``ms_train``, ``ms_deploy`` (median, ``threads`` threads, batch 1), ``peak_train``,
-    ``peak_deploy`` (bytes, :func:`peak_activation_bytes`).
+    ``ms_train``, ``ms_deploy`` (median, batch 1), ``timing_train``, ``timing_deploy``
+    (:class:`~course.latency.Timing`), ``peak_train``, ``peak_deploy`` (bytes,
+    :func:`peak_activation_bytes`).
     """
     x = torch.randn(1, C, H, H, generator=torch.Generator().manual_seed(0))
     rows = []
@@ -199,24 +206,32 @@ def sweep_branches(
         train = make_block(unit, C, k)
         deploy = reparameterize_model(train)
         row = {"k": k}
+        timings = latency.measure_interleaved({"train": (train, (x,)), "deploy": (deploy, (x,))}, threads=threads,
+                                              budget_s=2 * budget_s)
         for form, block in (("train", train), ("deploy", deploy)):
             row[f"macs_{form}"] = count(block, x).macs
-            row[f"ms_{form}"] = latency.measure(block, x, threads=threads, budget_s=budget_s).median_ms
+            row[f"timing_{form}"] = timings[form]
+            row[f"ms_{form}"] = timings[form].median_ms
             row[f"peak_{form}"] = peak_activation_bytes(block, x)
         rows.append(row)
     return rows
 
 
 def plot_branch_sweep(rows, title: str = "train-time branches vs deploy-time conv"):
-    """Two panels against k: latency (ms) and peak activation memory (MB), train vs deploy."""
+    """Two panels against k: latency (ms, median with IQR error bars; a noisy point hollow) and
+    peak activation memory (MB), train vs deploy."""
     from matplotlib.figure import Figure
+
+    from course.plots import timing_errorbar
 
     fig = Figure(figsize=(8, 3.2), layout="constrained")
     ks = [r["k"] for r in rows]
-    for ax, key, label in zip(fig.subplots(1, 2), ("ms", "peak"), ("latency (ms)", "peak activations (MB)")):
-        scale = 1e-6 if key == "peak" else 1.0
-        for form, style in (("train", "o-"), ("deploy", "s--")):
-            ax.plot(ks, [r[f"{key}_{form}"] * scale for r in rows], style, label=form)
+    latency_ax, memory_ax = fig.subplots(1, 2)
+    for form, marker, style in (("train", "o", "-"), ("deploy", "s", "--")):
+        timing_errorbar(latency_ax, ks, [r.get(f"timing_{form}") or r[f"ms_{form}"] for r in rows], label=form,
+                        marker=marker, linestyle=style)
+        memory_ax.plot(ks, [r[f"peak_{form}"] * 1e-6 for r in rows], marker=marker, ls=style, label=form)
+    for ax, label in ((latency_ax, "latency (ms, IQR)"), (memory_ax, "peak activations (MB)")):
         ax.set_xlabel("branches k")
         ax.set_ylabel(label)
         ax.set_xticks(ks)
@@ -226,19 +241,13 @@ def plot_branch_sweep(rows, title: str = "train-time branches vs deploy-time con
     return fig
 
 
-def plot_speedups(names, train_ms, deploy_ms, title: str = "deploy-time speed-up"):
-    """Bars of train and deploy latency (ms) per name, the speed-up written above each pair."""
-    from matplotlib.figure import Figure
+def plot_speedups(names, train, deploy, title: str = "deploy-time speed-up"):
+    """Bars of train and deploy latency per name (ms numbers or :class:`~course.latency.Timing`
+    values, then with IQR error bars), on a log axis so a 1 ms block and a 60 ms model share it,
+    the speed-up written above each pair."""
+    from course.plots import latency_bars
 
-    fig = Figure(figsize=(7, 3.2), layout="constrained")
-    ax = fig.add_subplot()
-    xs = range(len(names))
-    ax.bar([x - 0.2 for x in xs], train_ms, 0.4, label="train-time")
-    ax.bar([x + 0.2 for x in xs], deploy_ms, 0.4, label="deploy-time")
-    for x, t, d in zip(xs, train_ms, deploy_ms):
-        ax.text(x, max(t, d) * 1.02, f"{t / d:.2f}x", ha="center", fontsize=8)
-    ax.set_xticks(list(xs), names, fontsize=8)
-    ax.set_ylabel("latency (ms)")
-    ax.set_title(title, fontsize=10)
-    ax.legend()
+    fig = latency_bars(list(names), {"train-time": list(train), "deploy-time": list(deploy)},
+                       ratio=("train-time", "deploy-time"))
+    fig.axes[0].set_title(title + " (bars: median, error bars: IQR)", fontsize=10)
     return fig

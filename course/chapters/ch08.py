@@ -12,23 +12,30 @@ accuracy-vs-latency capstone.
 
 from __future__ import annotations
 
+import html
 import io
+import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from course.latency import Timing, measure, stamp
+from course.latency.policy import resolve_threads
 from course.latency.devices import available_devices, default_device  # noqa: F401  (ch08.default_device)
 from course.models import Paper, zoo
 from course.pareto import pareto_front
 
+if TYPE_CHECKING:  # for the annotation only
+    from course.tables import Table
+
 __all__ = [
     "CAPSTONE",
     "CAPSTONE_EXTRA",
+    "DISTILLED",
     "FAST_SUBSET",
     "CapstoneModel",
     "CapstoneRow",
@@ -195,6 +202,12 @@ CAPSTONE_EXTRA: Dict[str, Paper] = {
 }
 
 
+#: Models whose published top-1 was trained with knowledge distillation (a teacher network);
+#: the others' numbers were not, so the capstone table shows a "distilled" column.
+#: EfficientFormerV2 (Li et al., ICCV 2023, Table 2) reports its accuracy with distillation.
+DISTILLED = frozenset({"efficientformerv2_s0", "efficientformerv2_s1", "efficientformerv2_s2"})
+
+
 @dataclass(frozen=True)
 class CapstoneModel:
     """One model of the capstone.
@@ -287,6 +300,7 @@ class CapstoneRow:
         max_abs_diff: ``max |eager - ONNX Runtime|`` on the output (``None`` without ORT).
         max_abs_output: ``max |eager output|`` (the scale ``max_abs_diff`` is read against).
         batch, threads, device: the setting; ``environment``: the stamp; ``note``: fallbacks.
+        distilled: the published top-1 was trained with distillation (:data:`DISTILLED`).
     """
 
     label: str
@@ -308,6 +322,7 @@ class CapstoneRow:
     environment: dict = field(default_factory=dict)
     note: str = ""
     max_abs_output: Optional[float] = None
+    distilled: bool = False
 
     @property
     def outputs_match(self) -> Optional[bool]:
@@ -348,7 +363,7 @@ def capstone_table(
         names: zoo / :data:`CAPSTONE_EXTRA` names (default: all of :data:`CAPSTONE`, or
             :data:`FAST_SUBSET` when ``fast``).
         fast: the FAST subset and a short budget.
-        threads: CPU threads for both backends (``None``: PyTorch's current count); restored.
+        threads: CPU threads for both backends (``None``: the course policy's, 1); restored.
         batch: images per call (the input is ``(batch, 3, 224, 224)``, seeded).
         device: ``"cpu"``, ``"cuda"`` or ``"mps"`` (ONNX Runtime: CPU, or CUDA with onnxruntime-gpu).
         backends: any of ``"eager"``, ``"onnxruntime"``.
@@ -372,7 +387,7 @@ def capstone_table(
     order = [s.name for s in CAPSTONE]
     specs.sort(key=lambda s: order.index(s.name))
     budget_s = budget_s or (0.3 if fast else 1.0)
-    threads = threads or torch.get_num_threads()
+    threads = resolve_threads(threads)
     gen = torch.Generator().manual_seed(seed)
     x_cpu = torch.randn(batch, 3, 224, 224, generator=gen)
     x = x_cpu.to(device)
@@ -392,7 +407,7 @@ def capstone_table(
             except Exception as exc:  # a model ONNX cannot export, or no ORT for this device
                 notes.append(f"ONNX Runtime: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
         if eager is None and "eager" in backends:
-            eager = measure(model, x, threads=threads, budget_s=budget_s, min_runs=3)
+            eager = measure(model, x, threads=threads, budget_s=budget_s)
         if "eager" not in backends:
             eager = None
         rows.append(
@@ -406,6 +421,7 @@ def capstone_table(
                 eager=eager, onnxruntime=ort, max_abs_diff=diff,
                 batch=batch, threads=threads, device=str(x.device),
                 environment=stamp(x.device, threads), note="; ".join(notes), max_abs_output=scale,
+                distilled=spec.name in DISTILLED,
             )
         )
         del model
@@ -417,8 +433,12 @@ def _usable(rows: Sequence[CapstoneRow], backend: str) -> List[CapstoneRow]:
 
 
 def capstone_figure(rows: Sequence[CapstoneRow], backend: str = "eager"):
-    """Published top-1 against measured latency (left) and against MACs (right), log x, CNNs as
-    circles and transformers as triangles, the Pareto front of each panel as a step line."""
+    """Published top-1 against measured latency (left, with IQR error bars; a noisy point
+    hollow) and against MACs (right), log x, CNNs as circles and transformers as triangles, the
+    Pareto front of each panel as a step line, labels placed so that none overlaps another;
+    "*" marks a top-1 trained with distillation."""
+    from course.plots import label_points
+
     fig, axes = _figure(2, (12, 4.8))
     usable = _usable(rows, backend)
     env = usable[0].environment if usable else {}
@@ -430,14 +450,21 @@ def capstone_figure(rows: Sequence[CapstoneRow], backend: str = "eager"):
         ys = [r.top1 for r in usable]
         for kind, marker, color in (("CNN", "o", "tab:blue"), ("transformer", "^", "tab:orange")):
             idx = [i for i, r in enumerate(usable) if r.kind == kind]
-            ax.scatter([xs[i] for i in idx], [ys[i] for i in idx], marker=marker, color=color, s=40, label=kind, zorder=3)
+            faces = [("white" if ax is axes[0] and _timing(usable[i], backend).noisy else color) for i in idx]
+            ax.scatter([xs[i] for i in idx], [ys[i] for i in idx], marker=marker, facecolors=faces, edgecolors=color,
+                       s=40, label=kind, zorder=3)
+        if ax is axes[0]:  # measured latency: its IQR as horizontal error bars
+            timings = [_timing(r, backend) for r in usable]
+            ax.errorbar(xs, ys, xerr=[[max(0.0, x - t.q1_s * 1e3) for x, t in zip(xs, timings)],
+                                      [max(0.0, t.q3_s * 1e3 - x) for x, t in zip(xs, timings)]],
+                        fmt="none", ecolor="gray", elinewidth=0.8, capsize=2, zorder=2)
         front = pareto_front(xs, ys)
         if front:
             fx, fy = [xs[i] for i in front], [ys[i] for i in front]
             ax.step(fx, fy, where="post", color="black", lw=1.2, ls="--", label="Pareto front", zorder=2)
             ax.scatter(fx, fy, s=120, facecolors="none", edgecolors="black", zorder=4)
-        for xv, yv, r in zip(xs, ys, usable):
-            ax.annotate(r.label.replace(" (deploy)", ""), (xv, yv), xytext=(3, 3), textcoords="offset points", fontsize=7)
+        label_points(ax, xs, ys, [r.label.replace(" (deploy)", "") + (" *" if r.distilled else "") for r in usable],
+                     fontsize=7)
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("ImageNet top-1 (%, published)")
@@ -445,32 +472,63 @@ def capstone_figure(rows: Sequence[CapstoneRow], backend: str = "eager"):
         ax.legend(fontsize=8, loc="lower right")
     if usable:
         r = usable[0]
-        fig.suptitle(f"{env.get('device_name', r.device)}: batch {r.batch}, {r.threads} thread(s), torch {env.get('torch', '?')}")
+        noisy = sum(_timing(u, backend).noisy for u in usable)
+        fig.suptitle(f"{env.get('device_name', r.device)}: batch {r.batch}, {r.threads} thread(s), torch "
+                     f"{env.get('torch', '?')}; * top-1 with distillation; error bars: IQR"
+                     + (f"; hollow: noisy ({noisy})" if noisy else ""), fontsize=9)
     return fig
 
 
-def format_capstone(rows: Sequence[CapstoneRow]) -> str:
-    """The capstone table as plain text: model, kind, top-1, MACs, params, eager ms, ORT ms."""
-    def num(value, fmt):
-        return format(value, fmt) if value is not None else "-"
+def _timing(row: CapstoneRow, backend: str) -> Timing:
+    return row.eager if backend == "eager" else row.onnxruntime
 
-    lines = [f"{'model':24s} {'kind':11s} {'top-1':>6s} {'GMACs':>6s} {'params M':>8s} {'eager ms':>9s} {'ORT ms':>8s} {'|diff|':>8s}"]
-    for r in rows:
-        lines.append(
-            f"{r.label:24s} {r.kind:11s} {num(r.top1, '6.1f')} {r.macs_g:6.2f} {r.params_m:8.1f} "
-            f"{num(r.eager_ms, '9.2f')} {num(r.ort_ms, '8.2f')} {num(r.max_abs_diff, '8.1e')}"
-        )
-    notes = sorted({f"{r.label}: {r.note}" for r in rows if r.note})
+
+def format_capstone(rows: Sequence[CapstoneRow]) -> "Table":
+    """The capstone table as a :class:`course.tables.Table` (``print`` it): model, kind, top-1,
+    distilled, GMACs, params, and one column per backend that was measured (eager, ONNX Runtime
+    with its output difference): median ± IQR, noisy marked. Notes: the setting and the
+    fallbacks."""
+    from course.tables import table
+
+    columns = [("label", "model"), ("kind", "kind"), ("top1", "top-1", ".1f"), ("distilled", "distilled"),
+               ("macs_g", "GMACs", ".2f"), ("params_m", "params M", ".1f")]
+    if any(r.eager is not None for r in rows):
+        columns.append(("eager", "eager"))
+    if any(r.onnxruntime is not None for r in rows):
+        columns += [("onnxruntime", "ONNX Runtime"), ("max_abs_diff", "|diff|", ".1e")]
+    notes = []
     if rows:
         r = rows[0]
-        lines.append(f"batch {r.batch}, {r.threads} thread(s), {r.device} ({r.environment.get('device_name', '')}); "
-                     "top-1 and published MACs: the zoo's citations")
-    return "\n".join(lines + notes)
+        notes.append(f"batch {r.batch}, {r.threads} thread{'' if r.threads == 1 else 's'}, {r.device} "
+                     f"({r.environment.get('device_name', '')}); top-1 and published MACs: the zoo's citations; "
+                     "distilled: trained with a teacher network (the others were not)")
+    notes += sorted({f"{r.label}: {r.note}" for r in rows if r.note})
+    return table(rows, columns, notes=notes)
 
 
-def is_cnn_enough(rows: Sequence[CapstoneRow], backend: str = "eager") -> str:
-    """The talk's question on this device's numbers: which kinds hold the accuracy-vs-latency
-    Pareto front, and for each transformer on it, what the best CNN at no more latency reaches."""
+def _budgets(latencies: Sequence[float]) -> List[float]:
+    """Round latency budgets (1, 2, 5 x 10^k ms) spanning the measured latencies."""
+    low, high = min(latencies), max(latencies)
+    budgets, k = [], math.floor(math.log10(low))
+    while True:
+        for m in (1, 2, 5):
+            b = m * 10 ** k
+            if low <= b <= high * 1.0001:
+                budgets.append(float(b))
+            if b > high:
+                return budgets or [float(high)]
+        k += 1
+
+
+def is_cnn_enough(rows: Sequence[CapstoneRow], backend: str = "eager",
+                  budgets_ms: Optional[Sequence[float]] = None) -> str:
+    """The talk's question answered for stated latency budgets, from this device's numbers.
+
+    For each budget (default: round values, 1-2-5 ms series, across the measured range): the
+    most accurate CNN and the most accurate transformer that fit in it, and which one to pick.
+    Before that, the Pareto front (accuracy vs latency) and, for each transformer on it, the
+    best CNN at no more latency. "*" marks a top-1 trained with distillation.
+    """
     usable = _usable(rows, backend)
     if not usable:
         return "no model has both a published top-1 and a measured latency"
@@ -478,24 +536,42 @@ def is_cnn_enough(rows: Sequence[CapstoneRow], backend: str = "eager") -> str:
     front = [usable[i] for i in pareto_front(ms, [r.top1 for r in usable])]
     cnn = [r for r in front if r.kind == "CNN"]
     vit = [r for r in front if r.kind != "CNN"]
+
+    def name(r):
+        return r.label + (" *" if r.distilled else "")
+
     lines = [f"Pareto front ({backend}, {usable[0].threads} thread(s), batch {usable[0].batch}): "
-             + ", ".join(f"{r.label} {r.latency_ms(backend):.1f} ms / {r.top1:.1f}%" for r in front)]
+             + ", ".join(f"{name(r)} {r.latency_ms(backend):.1f} ms / {r.top1:.1f}%" for r in front)]
     lines.append(f"CNNs on the front: {len(cnn)}; transformers on the front: {len(vit)}.")
     for t in vit:
         rivals = [r for r in usable if r.kind == "CNN" and r.latency_ms(backend) <= t.latency_ms(backend)]
         if rivals:
             best = max(rivals, key=lambda r: r.top1)
-            lines.append(f"  {t.label} ({t.top1:.1f}%): the best CNN at no more latency is {best.label} "
+            lines.append(f"  {name(t)} ({t.top1:.1f}%): the best CNN at no more latency is {name(best)} "
                          f"({best.top1:.1f}%, {best.latency_ms(backend):.1f} ms): {t.top1 - best.top1:+.1f} points for the transformer.")
         else:
-            lines.append(f"  {t.label} ({t.top1:.1f}%): no CNN measured is as fast.")
+            lines.append(f"  {name(t)} ({t.top1:.1f}%): no CNN measured is as fast.")
     if not vit:
         lines.append("On this device a CNN is enough: every point of the front is a CNN.")
     elif not cnn:
         lines.append("On this device no CNN is on the front: the transformers win at every latency.")
-    else:
-        lines.append("On this device the answer depends on the budget: CNNs hold the front where it has CNNs, "
-                     "transformers where it has transformers.")
+    lines.append("By latency budget (most accurate model that fits):")
+    for budget in (budgets_ms if budgets_ms is not None else _budgets(ms)):
+        fits = [r for r in usable if r.latency_ms(backend) <= budget]
+        best_cnn = max((r for r in fits if r.kind == "CNN"), key=lambda r: r.top1, default=None)
+        best_vit = max((r for r in fits if r.kind != "CNN"), key=lambda r: r.top1, default=None)
+        parts = [f"CNN {name(best_cnn)} {best_cnn.top1:.1f}%" if best_cnn else "no CNN",
+                 f"transformer {name(best_vit)} {best_vit.top1:.1f}%" if best_vit else "no transformer"]
+        if best_cnn is None and best_vit is None:
+            verdict = "nothing fits"
+        elif best_vit is None or (best_cnn is not None and best_cnn.top1 >= best_vit.top1):
+            verdict = "a CNN is enough"
+        else:
+            verdict = f"the transformer, by {best_vit.top1 - (best_cnn.top1 if best_cnn else 0):.1f} points" \
+                if best_cnn else "only a transformer fits"
+        lines.append(f"  <= {budget:g} ms: {parts[0]} vs {parts[1]}: {verdict}.")
+    if any(r.distilled for r in usable):
+        lines.append("* top-1 trained with distillation (the CNN baselines' were not): part of its lead is the recipe.")
     return "\n".join(lines)
 
 
@@ -529,9 +605,11 @@ class CapstoneWidget:
                                        description="models"),
         }
         self.button = widgets.Button(description="measure", button_style="primary")
-        self.status = widgets.HTML()
+        self.status = widgets.HTML("Pick a setting and press <b>measure</b> (seconds to minutes; "
+                                   "settings already measured come back at once).")
         self.table = widgets.HTML()
-        self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="900px"))
+        # Hidden until the first measurement: an Image without a value shows a broken-image icon.
+        self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="900px", display="none"))
         self.button.on_click(lambda _: self.run())
         self.rows: List[CapstoneRow] = []
         self.cache: Dict[tuple, List[CapstoneRow]] = {}
@@ -566,7 +644,9 @@ class CapstoneWidget:
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=80)
         self.plot.value = buffer.getvalue()
-        self.table.value = "<pre>" + format_capstone(self.rows) + "\n\n" + is_cnn_enough(self.rows, s["backend"]) + "</pre>"
+        self.plot.layout.display = None
+        self.table.value = (format_capstone(self.rows)._repr_html_() + "<pre>"
+                            + html.escape(is_cnn_enough(self.rows, s["backend"])) + "</pre>")
         self.status.value = f"measured in {time.perf_counter() - start:.1f} s"
         return self.rows
 

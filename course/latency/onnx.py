@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from course.latency.compare import measure_interleaved
+from course.latency.policy import resolve_threads
 from course.latency.profile import stamp
 from course.latency.timing import Timing, measure
 
@@ -55,15 +57,15 @@ def export_onnx(model: nn.Module, x: torch.Tensor, opset: int = OPSET) -> bytes:
 
 
 def ort_session(onnx_model: bytes, threads: Optional[int] = None, device: str = "cpu"):
-    """An ``onnxruntime.InferenceSession`` with ``threads`` intra-op threads (``None``: PyTorch's
-    current count, so both engines get the same), one inter-op thread, all graph optimisations.
+    """An ``onnxruntime.InferenceSession`` with ``threads`` intra-op threads (``None``: the course
+    policy's, as for PyTorch), one inter-op thread, all graph optimisations.
 
     ``device="cuda"`` uses the CUDA execution provider (``ValueError`` when it is not available).
     """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.intra_op_num_threads = resolve_threads(threads)
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: keep notebooks clean
@@ -86,7 +88,7 @@ def time_onnxruntime(session, x: np.ndarray, threads: Optional[int] = None, budg
     """
     feed = {session.get_inputs()[0].name: x}
     run: Callable[[], Any] = lambda: session.run(None, feed)  # noqa: E731
-    return measure(run, threads=threads, budget_s=budget_s, min_runs=3)
+    return measure(run, threads=threads, budget_s=budget_s)
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,11 @@ class BackendComparison:
         return self.eager.median_s / self.onnxruntime.median_s
 
     def __str__(self) -> str:
-        return (f"eager PyTorch {self.eager.median_ms:8.2f} ms | ONNX Runtime {self.onnxruntime.median_ms:8.2f} ms | "
-                f"speedup x{self.speedup:.2f} | {self.threads} thread(s) | max |diff| {self.max_abs_diff:.1e}")
+        from course.latency.compare import speedup
+
+        return (f"eager PyTorch {self.eager.short()} | ONNX Runtime {self.onnxruntime.short()} | "
+                f"ONNX Runtime speed-up {speedup(self.onnxruntime, self.eager)} | {self.threads} thread"
+                f"{'' if self.threads == 1 else 's'} | max |diff| {self.max_abs_diff:.1e}")
 
 
 def compare_backends(
@@ -132,13 +137,12 @@ def compare_backends(
 
     Args:
         model, x: the network and its input ``(B, 3, H, W)`` (CPU, or CUDA with onnxruntime-gpu).
-        threads: for both engines; ``None`` uses PyTorch's current count.
-        budget_s: budget of each timing.
+        threads: for both engines; ``None``: the course policy's (1).
+        budget_s: budget of each engine's timing; the two are measured in alternating rounds
+            (:func:`course.latency.measure_interleaved`), so a load spike hits both.
         onnx_model: a previous :func:`export_onnx` of the same model and input shape, to reuse.
     """
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    threads = threads or torch.get_num_threads()
+    threads = resolve_threads(threads)
     model.eval()
     start = time.perf_counter()
     if onnx_model is None:
@@ -149,11 +153,12 @@ def compare_backends(
     with torch.inference_mode():
         y = model(x).detach().cpu().numpy()
     y_ort = session.run(None, {session.get_inputs()[0].name: x_np})[0]
-    eager = measure(model, x, threads=threads, budget_s=budget_s, min_runs=3)
-    ort_timing = time_onnxruntime(session, x_np, threads=threads, budget_s=budget_s)
+    feed = {session.get_inputs()[0].name: x_np}
+    timings = measure_interleaved({"eager": (model, (x,)), "onnxruntime": (lambda: session.run(None, feed), ())},
+                                  threads=threads, budget_s=2 * budget_s)
     return BackendComparison(
-        eager=eager,
-        onnxruntime=ort_timing,
+        eager=timings["eager"],
+        onnxruntime=timings["onnxruntime"],
         max_abs_diff=float(np.abs(y - y_ort).max()),
         max_abs_output=float(np.abs(y).max()),
         export_s=export_s,

@@ -15,13 +15,17 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from itertools import product
-from typing import List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
+from course.latency.compare import measure_interleaved
 from course.latency.profile import stamp
-from course.latency.timing import Timing, measure
+from course.latency.timing import Timing
+
+if TYPE_CHECKING:  # for the annotation only
+    from course.tables import Table
 
 __all__ = ["SweepRow", "sweep", "sweep_table"]
 
@@ -71,12 +75,16 @@ def sweep(
     Args:
         model: left unchanged (a channels-last copy is made when needed), run in eval mode.
         input_shape: one input without the batch dimension, e.g. ``(3, 224, 224)``.
-        threads: CPU thread counts (each restored afterwards, see :func:`course.latency.measure`).
+        threads: CPU thread counts (each restored afterwards, see :func:`course.latency.measure`);
+            the default, one thread, is the course policy's.
         batch: batch sizes ``B``; the input is ``(B, *input_shape)``, seeded.
         channels_last: ``False`` = NCHW (PyTorch's default), ``True`` = NHWC for the weights and
             the input (``torch.channels_last``; needs a 4-D input).
         device: where to run (``None``: where the model's parameters are).
-        budget_s: budget of each measurement.
+        budget_s: budget of each setting's measurement. The settings of one thread count are
+            measured together in alternating rounds (:func:`course.latency.measure_interleaved`,
+            by the course's policy), so a load spike hits them all; thread counts one after
+            the other (a thread count is process-wide).
 
     Returns:
         One :class:`SweepRow` per combination, in ``product(threads, batch, channels_last)`` order.
@@ -103,19 +111,25 @@ def sweep(
     gen = torch.Generator().manual_seed(seed)
     inputs = {b: torch.randn(b, *input_shape, generator=gen).to(device) for b in batch}
     try:
-        for t, b, cl in product(threads, batch, channels_last):
-            x = inputs[b].contiguous(memory_format=torch.channels_last) if cl else inputs[b]
-            timing = measure(variants[cl], x, device=device, threads=t, budget_s=budget_s)
-            rows.append(SweepRow(threads=t, batch=b, channels_last=cl, timing=timing, environment=stamp(device, t)))
+        for t in threads:  # one thread count at a time; its settings interleaved
+            cases = {}
+            for b, cl in product(batch, channels_last):
+                x = inputs[b].contiguous(memory_format=torch.channels_last) if cl else inputs[b]
+                cases[(b, cl)] = (variants[cl], (x,))
+            timings = measure_interleaved(cases, device=device, threads=t, budget_s=budget_s * len(cases))
+            for (b, cl), timing in timings.items():
+                rows.append(SweepRow(threads=t, batch=b, channels_last=cl, timing=timing, environment=stamp(device, t)))
     finally:
         model.train(was_training)
     return rows
 
 
-def sweep_table(rows: Sequence[SweepRow]) -> str:
-    """A plain-text table of :func:`sweep` rows."""
-    lines = [f"{'threads':>7s} {'batch':>5s} {'format':>13s} {'ms / call':>10s} {'ms / image':>10s} {'images/s':>9s}"]
-    for r in rows:
-        fmt = "channels_last" if r.channels_last else "NCHW"
-        lines.append(f"{r.threads:7d} {r.batch:5d} {fmt:>13s} {r.ms:10.2f} {r.ms_per_image:10.2f} {r.images_per_s:9.1f}")
-    return "\n".join(lines)
+def sweep_table(rows: Sequence[SweepRow]) -> "Table":
+    """:func:`sweep` rows as a :class:`course.tables.Table` (``print`` it): threads, batch,
+    format, time per call (median ± IQR, noisy marked), ms per image and images per second."""
+    from course.tables import table
+
+    shown = [{"threads": r.threads, "batch": r.batch, "format": "channels_last" if r.channels_last else "NCHW",
+              "timing": r.timing, "per_image": r.ms_per_image, "images_per_s": r.images_per_s} for r in rows]
+    return table(shown, [("threads", "threads"), ("batch", "batch"), ("format", "format"), ("timing", "per call"),
+                         ("per_image", "per image", "ms"), ("images_per_s", "images/s", ".1f")])
