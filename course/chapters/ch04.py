@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -24,6 +24,9 @@ from course.cost import Cost, conv2d, count, linear
 from course.cost.bottleneck import inverted_residual
 from course.latency import op_type, profile_model
 from course.latency.profile import OP_TYPES
+
+if TYPE_CHECKING:  # for the annotation only
+    from course.tables import Table
 
 __all__ = [
     "CATEGORIES",
@@ -203,15 +206,16 @@ def operator_shares(
     return shares
 
 
-def shares_table(shares: List[OperatorShare]) -> str:
-    """A plain-text table of :func:`operator_shares`."""
-    lines = [f"{'operator type':28s} {'calls':>5s} {'MACs':>12s} {'% MACs':>7s} {'ms':>7s} {'% time':>7s}"]
-    for s in shares:
-        lines.append(f"{s.category:28s} {s.calls:5d} {s.macs:12,d} {s.macs_pct:6.1f}% {s.time_ms:7.2f} {s.time_pct:6.1f}%")
-    total_ms = sum(s.time_ms for s in shares)
-    lines.append(f"{'total':28s} {'':5s} {sum(s.macs for s in shares):12,d} {100.0:6.1f}% {total_ms:7.2f} {100.0:6.1f}%")
-    return "\n".join(lines)
+def shares_table(shares: List[OperatorShare]) -> "Table":
+    """:func:`operator_shares` as a :class:`course.tables.Table` (``print`` it), with a total row."""
+    from course.tables import table
 
+    total = {"category": "total", "calls": None, "macs": sum(s.macs for s in shares), "macs_pct": 100.0,
+             "time_ms": sum(s.time_ms for s in shares), "time_pct": 100.0}
+    return table(list(shares) + [total], [("category", "operator type"), ("calls", "calls"), ("macs", "MACs"),
+                                         ("macs_pct", "% MACs", "pct"), ("time_ms", "time", "ms"),
+                                         ("time_pct", "% time", "pct")],
+                 notes=["time: profiled (torch.profiler adds its own cost): read the shares, not the absolute times"])
 
 
 def share_figure(shares: List[OperatorShare], title: str = "share of MACs vs share of measured time"):
