@@ -288,3 +288,22 @@ def test_sweep_grid_stamp_and_restoration():
         sweep(model, (3, 8, 8), threads=(0,))
     with pytest.raises(ValueError, match="channels_last"):
         sweep(nn.Linear(4, 4), (4,), channels_last=(True,))
+
+
+def test_profile_lists_the_operators_a_forward_calls_itself():
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(8, 8, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(x) + x  # the add is the container's own operator
+
+    model = nn.Sequential(Residual(), nn.ReLU()).eval()
+    prof = profile_model(model, torch.randn(1, 8, 16, 16), runs=2, warmup=1, threads=1, budget_s=0.05)
+    by_name = {m.name: m for m in prof.modules}
+    block = by_name["0"]
+    assert not block.leaf and by_name["0.conv"].leaf and by_name["1"].leaf
+    assert [(d.name, d.calls) for d in block.direct] == [("aten::add", 1)]
+    assert 0 <= block.direct[0].ms <= block.self_ms + 1e-9  # part of the container's own time
+    assert by_name["0.conv"].direct and all(d.name.startswith("aten::") for d in by_name["0.conv"].direct)
