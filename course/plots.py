@@ -163,6 +163,8 @@ def latency_vs_macs(
     """
     from matplotlib.lines import Line2D
 
+    from course.tables import format_value
+
     values = [(float(macs), *_ms(latency)) for macs, latency in points]
     if labels is not None and len(labels) != len(values):
         raise ValueError(f"got {len(labels)} labels for {len(values)} points")
@@ -192,7 +194,7 @@ def latency_vs_macs(
             lo, hi = min(macs) / 1.5, max(macs) * 1.5
             ax.plot([lo, hi], [rate * lo, rate * hi], ls="--", color="gray", lw=1, zorder=0)
             handles.append(Line2D([], [], ls="--", color="gray",
-                                  label=f"time ∝ MACs (slope 1, median rate {1e-6 / rate:.3g} GMAC/s)"))
+                                  label=f"time ∝ MACs (slope 1, median rate {format_value(1e-6 / rate)} GMAC/s)"))
         for kind, color in palette.items():
             handles.append(Line2D([], [], marker="o", ls="", color=color, label=kind))
         if any(v[3] for v in values):

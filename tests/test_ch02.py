@@ -343,7 +343,7 @@ def test_grid_and_plots(fake_measure):
     assert by[(0.25, 128)]["paper_top1"] is None  # neither Table 6 nor Table 7 has it
     assert all(r["ms"] is not None for r in rows)
     fig = ch02.plot_alpha_rho(rows)
-    assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 2
+    assert len(fig.axes) == 2 and [c.get_label() for c in fig.axes[1].containers] == ["alpha=1", "alpha=0.25"]
     assert len(ch02.plot_alpha_rho([dict(r, ms=None) for r in rows]).axes) == 1
     bars = ch02.plot_ratios(ch02.measure_variants([dict(H=14, N=32, M=32, K=3)], budget_s=0.01))
     assert len(bars.axes[0].patches) == 2

@@ -141,11 +141,11 @@ def test_is_cnn_enough_reads_the_front():
     assert "best CNN at no more latency is cnn-fast (70.0%" in text and "+8.0 points" in text
     assert "no model" in ch08.is_cnn_enough([_row("x", "CNN", 70.0, 1.0)], backend="onnxruntime")
     # The verdict is per stated budget, not a tautology about the front.
-    assert "  <= 5 ms: CNN cnn-fast 70.0% vs no transformer: a CNN is enough." in text
-    assert "  <= 10 ms: CNN cnn-fast 70.0% vs transformer vit 78.0%: the transformer, by 8.0 points." in text
-    assert "  <= 20 ms: CNN cnn-slow 72.0% vs transformer vit 78.0%: the transformer, by 6.0 points." in text
+    assert "  <= 5.00 ms: CNN cnn-fast 70.0% vs no transformer: a CNN is enough." in text
+    assert "  <= 10.0 ms: CNN cnn-fast 70.0% vs transformer vit 78.0%: the transformer, by 8.0 points." in text
+    assert "  <= 20.0 ms: CNN cnn-slow 72.0% vs transformer vit 78.0%: the transformer, by 6.0 points." in text
     custom = ch08.is_cnn_enough(rows, budgets_ms=(3,))
-    assert "  <= 3 ms: no CNN vs no transformer: nothing fits." in custom
+    assert "  <= 3.00 ms: no CNN vs no transformer: nothing fits." in custom
     assert "holds the front where it has" not in text
     with pytest.raises(ValueError, match="backend"):
         rows[0].latency_ms("tensorrt")

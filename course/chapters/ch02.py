@@ -390,8 +390,11 @@ def _plain_log_ticks(axis) -> None:
 def plot_alpha_rho(rows: Sequence[dict]):
     """Left: the paper's top-1 against MACs (the rows with a published top-1), one line for
     "shrink alpha" and one for "shrink the resolution". Right (when the rows were measured):
-    measured latency against MACs for the whole grid, one line per alpha. Returns the Figure."""
+    measured latency against MACs for the whole grid, one line per alpha (IQR error bars, a noisy
+    point hollow). Returns the Figure."""
     from matplotlib.figure import Figure
+
+    from course.plots import timing_errorbar
 
     measured = any(r["ms"] is not None for r in rows)
     fig = Figure(figsize=(9.5 if measured else 5.0, 3.4), layout="constrained")
@@ -420,13 +423,14 @@ def plot_alpha_rho(rows: Sequence[dict]):
         ax2 = fig.add_subplot(1, 2, 2)
         for alpha in sorted({r["alpha"] for r in rows}, reverse=True):
             pts = sorted((r for r in rows if r["alpha"] == alpha), key=lambda r: r["macs"])
-            ax2.plot([r["macs"] / 1e6 for r in pts], [r["ms"] for r in pts], "o-", label=f"alpha={alpha:g}")
+            timing_errorbar(ax2, [r["macs"] / 1e6 for r in pts], [r.get("timing") or r["ms"] for r in pts],
+                            label=f"alpha={alpha:g}")
         ax2.set_xscale("log")
         ax2.set_yscale("log")
         _plain_log_ticks(ax2.xaxis)
         _plain_log_ticks(ax2.yaxis)
         ax2.set_xlabel("MACs (M)")
-        ax2.set_ylabel("latency (ms), measured")
+        ax2.set_ylabel("latency (ms), measured (IQR)")
         ax2.set_title("measured latency, resolutions 128-224", fontsize=9)
         ax2.grid(True, which="both", alpha=0.3)
         ax2.legend(fontsize=8)

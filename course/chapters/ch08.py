@@ -506,6 +506,12 @@ def format_capstone(rows: Sequence[CapstoneRow]) -> "Table":
     return table(rows, columns, notes=notes)
 
 
+def _ms(milliseconds: float) -> str:
+    from course.latency import format_time
+
+    return format_time(milliseconds / 1e3)
+
+
 def _budgets(latencies: Sequence[float]) -> List[float]:
     """Round latency budgets (1, 2, 5 x 10^k ms) spanning the measured latencies."""
     low, high = min(latencies), max(latencies)
@@ -541,14 +547,14 @@ def is_cnn_enough(rows: Sequence[CapstoneRow], backend: str = "eager",
         return r.label + (" *" if r.distilled else "")
 
     lines = [f"Pareto front ({backend}, {usable[0].threads} thread(s), batch {usable[0].batch}): "
-             + ", ".join(f"{name(r)} {r.latency_ms(backend):.1f} ms / {r.top1:.1f}%" for r in front)]
+             + ", ".join(f"{name(r)} {_ms(r.latency_ms(backend))} / {r.top1:.1f}%" for r in front)]
     lines.append(f"CNNs on the front: {len(cnn)}; transformers on the front: {len(vit)}.")
     for t in vit:
         rivals = [r for r in usable if r.kind == "CNN" and r.latency_ms(backend) <= t.latency_ms(backend)]
         if rivals:
             best = max(rivals, key=lambda r: r.top1)
             lines.append(f"  {name(t)} ({t.top1:.1f}%): the best CNN at no more latency is {name(best)} "
-                         f"({best.top1:.1f}%, {best.latency_ms(backend):.1f} ms): {t.top1 - best.top1:+.1f} points for the transformer.")
+                         f"({best.top1:.1f}%, {_ms(best.latency_ms(backend))}): {t.top1 - best.top1:+.1f} points for the transformer.")
         else:
             lines.append(f"  {name(t)} ({t.top1:.1f}%): no CNN measured is as fast.")
     if not vit:
@@ -569,7 +575,7 @@ def is_cnn_enough(rows: Sequence[CapstoneRow], backend: str = "eager",
         else:
             verdict = f"the transformer, by {best_vit.top1 - (best_cnn.top1 if best_cnn else 0):.1f} points" \
                 if best_cnn else "only a transformer fits"
-        lines.append(f"  <= {budget:g} ms: {parts[0]} vs {parts[1]}: {verdict}.")
+        lines.append(f"  <= {_ms(budget)}: {parts[0]} vs {parts[1]}: {verdict}.")
     if any(r.distilled for r in usable):
         lines.append("* top-1 trained with distillation (the CNN baselines' were not): part of its lead is the recipe.")
     return "\n".join(lines)

@@ -30,6 +30,7 @@ from torch import nn
 from course.latency.policy import resolve_threads, threads_set
 from course.latency.quiet import native_stderr_silenced
 from course.latency.timing import Timing, environment, measure
+from course.latency.units import format_time
 
 __all__ = ["DirectCall", "ModuleTime", "OperatorTime", "Profile", "op_type", "profile_model", "stamp"]
 
@@ -192,19 +193,27 @@ class Profile:
         return {t: times[t] for t in OP_TYPES if t in times}
 
     def table(self, top: int = 10) -> str:
-        """The ``top`` slowest modules and operators, and the reconciliation, as plain text."""
-        lines = [f"{'module (self time)':40s} {'type':18s} {'calls':>5s} {'ms':>8s} {'%':>6s}"]
-        for m in sorted(self.modules, key=lambda m: -m.self_ms)[:top]:
-            lines.append(f"{(m.name or '(model)')[:40]:40s} {m.op:18s} {m.calls:5d} {m.self_ms:8.3f} "
-                         f"{100 * m.self_ms / self.profiled_ms:5.1f}%")
-        lines += ["", f"{'ATen operator (self time)':40s} {'':18s} {'calls':>5s} {'ms':>8s} {'%':>6s}"]
-        for o in self.operators[:top]:
-            lines.append(f"{o.name[:40]:40s} {'':18s} {o.calls:5d} {o.self_ms:8.3f} {100 * o.self_ms / self.profiled_ms:5.1f}%")
+        """The ``top`` slowest modules and operators, and the reconciliation, as plain text
+        (times through :func:`course.latency.format_time`; a noisy end-to-end time is marked)."""
+        from course.tables import table
+
+        def share(ms: float) -> float:
+            return 100 * ms / self.profiled_ms
+
+        modules = [{"name": (m.name or "(model)")[:40], "op": m.op, "calls": m.calls, "ms": m.self_ms,
+                    "pct": share(m.self_ms)} for m in sorted(self.modules, key=lambda m: -m.self_ms)[:top]]
+        operators = [{"name": o.name[:40], "calls": o.calls, "ms": o.self_ms, "pct": share(o.self_ms)}
+                     for o in self.operators[:top]]
+        lines = [str(table(modules, [("name", "module (self time)"), ("op", "type"), ("calls", "calls"),
+                                     ("ms", "time", "ms"), ("pct", "%", "pct")])), "",
+                 str(table(operators, [("name", "ATen operator (self time)"), ("calls", "calls"), ("ms", "time", "ms"),
+                                       ("pct", "%", "pct")])), ""]
+        ms = lambda value: format_time(value / 1e3)  # noqa: E731
         lines += [
-            "",
-            f"profiled forward pass : {self.profiled_ms:8.3f} ms = modules {self.modules_ms:.3f} + outside {self.unattributed_ms:.3f}",
-            f"  of which in ATen ops: {self.operators_ms:8.3f} ms ({100 * self.operators_ms / self.profiled_ms:.0f}%; the rest is Python, module calls, hooks)",
-            f"unprofiled (measure)  : {self.end_to_end.median_ms:8.3f} ms  -> profiler overhead {100 * self.overhead:+.0f}%",
+            f"profiled forward pass : {ms(self.profiled_ms)} = modules {ms(self.modules_ms)} + outside {ms(self.unattributed_ms)}",
+            f"  of which in ATen ops: {ms(self.operators_ms)} ({100 * self.operators_ms / self.profiled_ms:.0f}%; "
+            "the rest is Python, module calls, hooks)",
+            f"unprofiled (measure)  : {self.end_to_end}  -> profiler overhead {100 * self.overhead:+.0f}%",
         ]
         return "\n".join(lines)
 
