@@ -73,3 +73,12 @@ def test_markdown_and_errors():
 def test_show_prints_text_outside_jupyter(capsys):
     show([{"x": 1}], title="plain")
     assert capsys.readouterr().out == "plain\nx\n-\n1\n"
+
+
+def test_tables_and_diagrams_import_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, course.tables, course.diagrams, course.plots; "
+            "assert not {'matplotlib', 'IPython', 'adjustText'} & set(sys.modules), sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)
