@@ -16,6 +16,8 @@ True
 
 from __future__ import annotations
 
+from typing import Tuple
+
 import torch
 from torch import nn
 
@@ -23,29 +25,33 @@ __all__ = ["max_relative_diff", "randomize_bn", "randomize_weights"]
 
 
 @torch.no_grad()
-def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+def randomize_bn(model: nn.Module, seed: int = 0, scale: Tuple[float, float] = (0.5, 1.0),
+                 variance: Tuple[float, float] = (0.5, 2.0)) -> nn.Module:
     """Give every batch norm seeded random statistics and affine parameters (in place).
 
-    ``gamma ~ U(0.5, 1)``, ``beta ~ N(0, 0.2²)``, ``running_mean ~ N(0, 0.1²)``,
-    ``running_var ~ U(0.5, 2)``: every BN is a different per-channel affine map, and the draws
-    are small enough that deep models keep a sane scale. Returns ``model``.
+    ``gamma ~ U(scale)``, ``beta ~ N(0, 0.2²)``, ``running_mean ~ N(0, 0.1²)``,
+    ``running_var ~ U(variance)``: every BN is a different per-channel affine map. The defaults
+    shrink activations a little (a block or a few layers keep a sane scale); for a deep network
+    use ranges with ``E[gamma] ≈ E[var] ≈ 1`` (as :func:`randomize_weights` does), or its
+    activations fade. Returns ``model``.
     """
     generator = torch.Generator().manual_seed(seed)
 
-    def rand(n, low, high, like):
+    def rand(n, low_high, like):
+        low, high = low_high
         return (torch.rand(n, generator=generator) * (high - low) + low).to(like)
 
-    def randn(n, scale, like):
-        return (torch.randn(n, generator=generator) * scale).to(like)
+    def randn(n, std, like):
+        return (torch.randn(n, generator=generator) * std).to(like)
 
     for bn in (m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)):
         n = bn.num_features
         if bn.affine:
-            bn.weight.copy_(rand(n, 0.5, 1.0, bn.weight))
+            bn.weight.copy_(rand(n, scale, bn.weight))
             bn.bias.copy_(randn(n, 0.2, bn.bias))
         if bn.track_running_stats:
             bn.running_mean.copy_(randn(n, 0.1, bn.running_mean))
-            bn.running_var.copy_(rand(n, 0.5, 2.0, bn.running_var))
+            bn.running_var.copy_(rand(n, variance, bn.running_var))
     return model
 
 
@@ -56,7 +62,9 @@ def randomize_weights(model: nn.Module, seed: int = 0) -> nn.Module:
 
     Weights with more than one dimension are He-normal (``N(0, 2 / fan_in)``, ``fan_in`` the
     elements of one output's weights); other ``*.weight`` parameters (norm scales) ``U(0.5, 1.5)``;
-    every other parameter (biases, shifts) ``U(-0.1, 0.1)``.
+    every other parameter (biases, shifts) ``U(-0.1, 0.1)``; batch norms as
+    :func:`randomize_bn` with ``gamma ~ U(0.5, 1.5)`` and ``running_var ~ U(0.5, 1.5)`` (mean 1
+    for both: the activations of a deep network neither fade nor explode).
     """
     generator = torch.Generator().manual_seed(seed)
     for name, p in model.named_parameters():
@@ -67,7 +75,7 @@ def randomize_weights(model: nn.Module, seed: int = 0) -> nn.Module:
             p.copy_(torch.rand(p.shape, generator=generator) + 0.5)
         else:
             p.copy_(torch.rand(p.shape, generator=generator) * 0.2 - 0.1)
-    return randomize_bn(model, seed)
+    return randomize_bn(model, seed, scale=(0.5, 1.5), variance=(0.5, 1.5))
 
 
 def max_relative_diff(got: torch.Tensor, expected: torch.Tensor) -> float:
