@@ -283,7 +283,10 @@ def test_speedup_unpaired_is_conservative_and_sentences_follow_the_numbers():
     assert describe_speedup("standard", slow, "separable", fast).startswith(
         "On this device, standard is 3.0x slower than separable")
     same = Timing(1.02e-3, 0.1e-3, 20, "cpu", 1)
-    assert "the same time within the noise" in describe_speedup("A", fast, "B", same, 1, 2)
+    assert describe_speedup("A", fast, "B", same, 1, 2).startswith(
+        "On this device, A and B take the same time within the noise (time ratio ")
+    assert describe_speedup("A", fast, "B", same, 1, 2).endswith("although A does 2.0x fewer MACs.")
+    assert describe_speedup("A", fast, "B", same, 5, 5).endswith("for the same MACs.")
     noisy = Timing(3e-3, 1e-3, 20, "cpu", 1)
     assert describe_speedup("A", fast, "B", noisy).endswith("(noisy: rerun on a quieter machine)")
 

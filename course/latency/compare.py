@@ -212,7 +212,7 @@ def describe_speedup(
 
         On this device, separable is 3.1x faster than standard (IQR 2.9-3.3x) for 8.4x fewer MACs.
         On this device, SE is 1.4x slower than no SE (IQR 1.3-1.5x) for the same MACs.
-        On this device, A and B take the same time within the noise (A/B time 0.95-1.06x) although A does 2.0x fewer MACs.
+        On this device, A and B take the same time within the noise (time ratio 0.95-1.06x) although A does 2.0x fewer MACs.
 
     A noisy timing adds "(noisy: rerun on a quieter machine)".
 
@@ -232,9 +232,12 @@ def describe_speedup(
         else:
             phrase = f"the same {work}"
     if not s.clear:
+        if phrase.startswith("the same"):
+            work_note = f" for {phrase}"
+        else:
+            work_note = f" although {name_a} does {phrase}" if phrase else ""
         text = (f"On this device, {name_a} and {name_b} take the same time within the noise "
-                f"({name_a}/{name_b} time {1 / s.high:.2f}-{1 / s.low:.2f}x)"
-                + (f" although {name_a} does {phrase}" if phrase else "") + ".")
+                f"(time ratio {1 / s.high:.2f}-{1 / s.low:.2f}x){work_note}.")
     elif s.value >= 1:
         text = (f"On this device, {name_a} is {_times(s.value)} faster than {name_b} "
                 f"(IQR {s.low:.2f}-{s.high:.2f}x)" + (f" for {phrase}" if phrase else "") + ".")
