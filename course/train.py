@@ -90,7 +90,7 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 500) -> f
     """Top-1 accuracy of ``model`` on ``(x, y)``, in %."""
     if len(x) != len(y) or len(y) == 0:
         raise ValueError(f"x and y must be non-empty and of the same length, got {len(x)} and {len(y)}")
-    return 100.0 * (predict(model, x, batch_size).argmax(1) == y).float().mean().item()
+    return 100.0 * int((predict(model, x, batch_size).argmax(1) == y).sum()) / len(y)
 
 
 def fit(

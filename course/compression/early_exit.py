@@ -101,6 +101,6 @@ def exit_curve(net, x: Tensor, y: Tensor, thresholds: Sequence[float]) -> List[E
     for t in thresholds:
         exited = confidence >= t
         pred = torch.where(exited, exit_pred, final_pred)
-        p = exited.float().mean().item()
-        points.append(ExitPoint(float(t), 100.0 * (pred == y).float().mean().item(), p, costs.average(p)))
+        p = int(exited.sum()) / len(y)
+        points.append(ExitPoint(float(t), 100.0 * int((pred == y).sum()) / len(y), p, costs.average(p)))
     return points

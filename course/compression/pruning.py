@@ -10,8 +10,9 @@
   channels. Torch-Pruning (Fang et al., "DepGraph: Towards Any Structural Pruning", CVPR 2023)
   finds these groups by tracing the model. The result is simply a narrower network: fewer MACs,
   fewer parameters, less latency on any device. The importance of a channel here is the L1
-  norm of its filter (Li, Kadav, Durdanovic, Samet, Graf, "Pruning Filters for Efficient
-  ConvNets", ICLR 2017); in each group ``floor(C · (1 - ratio))`` channels are kept.
+  norm of its filter in the group's first conv (Li, Kadav, Durdanovic, Samet, Graf, "Pruning
+  Filters for Efficient ConvNets", ICLR 2017); in each group ``floor(C · (1 - ratio))``
+  channels are kept.
 """
 
 from __future__ import annotations
@@ -126,10 +127,12 @@ def prune_channels(
 ) -> nn.Module:
     """A copy of ``model`` with ``ratio`` of the channels of every prunable group removed.
 
-    Torch-Pruning's ``MetaPruner`` with L1 filter importance traces ``model(example)``, groups
-    coupled channels (a conv's outputs, its BatchNorm, the next layers' inputs, every layer
-    adding into the same residual sum) and keeps ``floor(C · (1 - ratio))`` channels of each
-    group, those of largest L1 norm. Linear layers (the classifier) keep their outputs.
+    Torch-Pruning's ``MetaPruner`` traces ``model(example)``, groups coupled channels (a conv's
+    outputs, its BatchNorm, the next layers' inputs, every layer adding into the same residual
+    sum) and keeps ``floor(C · (1 - ratio))`` channels of each group: those whose filters in the
+    group's root conv have the largest L1 norm (``MagnitudeImportance(p=1, normalizer=None,
+    group_reduction="first")``, Li et al.'s criterion). Linear layers (the classifier) keep
+    their outputs.
 
     Args:
         ratio: fraction of channels to remove from every group (0 <= ratio < 1).
@@ -154,7 +157,7 @@ def prune_channels(
     pruner = tp.pruner.MetaPruner(
         pruned,
         example,
-        importance=tp.importance.MagnitudeImportance(p=1),
+        importance=tp.importance.MagnitudeImportance(p=1, normalizer=None, group_reduction="first"),
         pruning_ratio=ratio,
         pruning_ratio_dict={modules[n]: r for n, r in (layer_ratios or {}).items()} or None,
         ignored_layers=_classifiers(pruned) + [modules[n] for n in ignored],
