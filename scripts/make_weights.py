@@ -38,7 +38,6 @@ def main() -> None:
     data = shapes()
     FOLDER.mkdir(parents=True, exist_ok=True)
     path = FOLDER / "manifest.json"
-    record = json.loads(path.read_text()) if path.exists() else {}
     for name in args.only or sorted(REFERENCE):
         ref = REFERENCE[name]
         torch.manual_seed(ref.seed)
@@ -49,6 +48,7 @@ def main() -> None:
         loaded = load_reference(name)
         accuracy = evaluate(loaded, data.test_x, data.test_y)
         cost = count(loaded, torch.zeros(1, 3, 32, 32))
+        record = json.loads(path.read_text()) if path.exists() else {}  # another run may have written meanwhile
         record[name] = {
             "accuracy": round(accuracy, 2),
             "dataset": data.description,
