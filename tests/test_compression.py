@@ -254,6 +254,8 @@ def test_int8_instructions_from_cpuinfo_text():
     arm = "Features\t: fp asimd asimddp i8mm\n"
     assert quantization.int8_instructions(arm)["asimddp"] and quantization.int8_instructions(arm)["i8mm"]
     assert "fused int8" in quantization.describe_int8_support(x86)
+    assert not quantization.needs_reduce_range(x86) and not quantization.needs_reduce_range(arm)
+    assert quantization.needs_reduce_range("flags : sse2 avx2\n")
     assert "no fused int8" in quantization.describe_int8_support("flags : avx2\n")
 
 
@@ -267,7 +269,8 @@ def test_onnxruntime_int8_models_agree_with_fp32():
         y = model(x)
     fp32 = quantization.ort_fp32(model)
     torch.testing.assert_close(quantization.ort_predict(ort_session(fp32.onnx, 1), x), y, atol=1e-4, rtol=1e-4)
-    static = quantization.ort_static_int8(model, x)
+    static = quantization.ort_static_int8(model, x, reduce_range=True)
+    assert static.kind == "int8 static, 7-bit weights" and static.settings["reduce_range"]
     ops = static.op_counts()
     assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > ops["QuantizeLinear"]
     assert static.bytes < 0.4 * fp32.bytes  # int8 weights: about a quarter, plus scales and graph

@@ -397,12 +397,15 @@ INT8_COLUMNS = (("ONNX Runtime model", "kind", "s"), ("file bytes", "file_bytes"
 def int8_table(model: nn.Module, data, n_calibration: int = 512, threads: int = 1, budget_s: float = 0.5,
                dynamic: bool = True) -> List[Int8Row]:
     """fp32 vs int8 in ONNX Runtime: static QDQ (per-channel weights, calibrated on the first
-    ``n_calibration`` *training* images) and, if ``dynamic``, dynamic quantization. File bytes,
-    latency (interleaved, batch 1, ``threads``), test accuracy and agreement with fp32."""
+    ``n_calibration`` *training* images) with 8-bit and with 7-bit weights (``reduce_range``),
+    and, if ``dynamic``, dynamic quantization. File bytes, latency (interleaved, batch 1,
+    ``threads``), test accuracy and agreement with fp32."""
     from course.compression.quantization import ort_dynamic_int8, ort_fp32, ort_predict, ort_static_int8
     from course.latency import ort_session
 
-    models = [ort_fp32(model), ort_static_int8(model, data.train_x[:n_calibration])]
+    calibration = data.train_x[:n_calibration]
+    models = [ort_fp32(model), ort_static_int8(model, calibration, reduce_range=False),
+              ort_static_int8(model, calibration, reduce_range=True)]
     if dynamic:
         models.append(ort_dynamic_int8(model))
     x = _x1()
@@ -465,21 +468,22 @@ DISTILL_COLUMNS = (("student trained on", "setting", "s"), ("images", "images", 
 
 
 def distillation_experiment(teacher: nn.Module, build_student: Callable[[], nn.Module], data, n_labeled: int = 500,
-                            epochs: int = 20, unlabeled_epochs: Optional[int] = None, seeds: Sequence[int] = (0,),
+                            epochs: int = 20, unlabeled_epochs: Optional[int] = None, n_unlabeled: Optional[int] = None,
+                            seeds: Sequence[int] = (0,),
                             temperature: float = 4.0, alpha: float = 0.9, threads: int = 1) -> List[DistillRow]:
     """A small student in the few-labels setting, three ways (same seeds, same recipe):
 
     1. ``labels``: cross-entropy on the ``n_labeled`` labelled images;
     2. ``labels + teacher``: Hinton's loss on the same images (``alpha`` on the soft targets);
-    3. ``teacher on all images``: the soft targets alone (``alpha = 1``) on every training image,
-       labels unused: the teacher labels images nobody labelled (``unlabeled_epochs`` epochs,
-       default: as many steps as run 1, at least one epoch).
+    3. ``teacher on all images``: the soft targets alone (``alpha = 1``) on the first
+       ``n_unlabeled`` training images (default: all), labels unused: the teacher labels images
+       nobody labelled (``unlabeled_epochs`` epochs, default: as many steps as run 1, at least one).
     """
-    from course.data import ImageData
     from course.train import fit
 
     labeled = data.subset(n_train=n_labeled)
-    n_all = len(data.train_y)
+    unlabeled = data.subset(n_train=n_unlabeled) if n_unlabeled else data
+    n_all = len(unlabeled.train_y)
     unlabeled_epochs = unlabeled_epochs or max(1, round(epochs * n_labeled / n_all))
     rows = []
     for seed in seeds:
@@ -494,7 +498,7 @@ def distillation_experiment(teacher: nn.Module, build_student: Callable[[], nn.M
                         alpha=alpha, threads=threads)
                 images, labels = n_labeled, n_labeled
             else:
-                r = fit(student, data, epochs=unlabeled_epochs, seed=seed, teacher=teacher, temperature=temperature,
+                r = fit(student, unlabeled, epochs=unlabeled_epochs, seed=seed, teacher=teacher, temperature=temperature,
                         alpha=1.0, threads=threads)
                 images, labels = n_all, 0
             rows.append(DistillRow(setting, images, labels, seed, r.accuracy, r.train_s))

@@ -40,6 +40,7 @@ __all__ = [
     "fold_batchnorm",
     "int8_instructions",
     "integer_linear",
+    "needs_reduce_range",
     "ort_dynamic_int8",
     "ort_fp32",
     "ort_predict",
@@ -272,7 +273,7 @@ class _Batches:
 
 
 def ort_static_int8(model: nn.Module, calibration: Tensor, per_channel: bool = True,
-                    reduce_range: bool = False) -> OrtModel:
+                    reduce_range: Optional[bool] = None) -> OrtModel:
     """Real int8 inference: ONNX Runtime static quantization in the QDQ format.
 
     The fp32 export (:func:`ort_fp32`) is pre-processed (``quant_pre_process``: shape inference
@@ -281,9 +282,13 @@ def ort_static_int8(model: nn.Module, calibration: Tensor, per_channel: bool = T
     activation's range (MinMax), and writes QuantizeLinear/DequantizeLinear pairs: uint8
     activations (affine), int8 weights (symmetric, ``per_channel`` scales). At run time
     ONNX Runtime fuses each DQ -> Conv -> Q pattern into an integer convolution.
-    ``reduce_range`` uses 7-bit weights (ONNX Runtime's advice for x86 CPUs without VNNI,
-    where the int8 dot product can saturate).
+    ``reduce_range`` uses 7-bit weights: ONNX Runtime's advice for x86 CPUs without VNNI, whose
+    uint8 x int8 kernel (``vpmaddubsw``) adds pairs of products into int16 *with saturation*;
+    7-bit weights keep those sums in range. ``None`` (default) decides from this CPU's flags
+    (:func:`needs_reduce_range`).
     """
+    if reduce_range is None:
+        reduce_range = needs_reduce_range()
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -297,9 +302,24 @@ def ort_static_int8(model: nn.Module, calibration: Tensor, per_channel: bool = T
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax)
         data = (work / "int8.onnx").read_bytes()
-    return OrtModel(data, "int8 static", {"per_channel": per_channel, "reduce_range": reduce_range,
+    kind = "int8 static, 7-bit weights" if reduce_range else "int8 static"
+    return OrtModel(data, kind, {"per_channel": per_channel, "reduce_range": reduce_range,
                                           "calibration_images": len(calibration), "format": "QDQ",
                                           "activations": "uint8", "weights": "int8"})
+
+
+class _quiet_root_logger:
+    """Hold the root logger at ERROR (ONNX Runtime's quantization tools warn through it)."""
+
+    def __enter__(self):
+        import logging
+
+        self.logger = logging.getLogger()
+        self.level = self.logger.level
+        self.logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        self.logger.setLevel(self.level)
 
 
 def ort_dynamic_int8(model: nn.Module, image_shape: Sequence[int] = (3, 32, 32)) -> OrtModel:
@@ -313,7 +333,8 @@ def ort_dynamic_int8(model: nn.Module, image_shape: Sequence[int] = (3, 32, 32))
     with tempfile.TemporaryDirectory(prefix="course-int8-") as work:
         work = Path(work)
         (work / "fp32.onnx").write_bytes(fp32.onnx)
-        quantize_dynamic(str(work / "fp32.onnx"), str(work / "dyn.onnx"), weight_type=QuantType.QInt8)
+        with _quiet_root_logger():  # "Please consider to run pre-processing before quantization"
+            quantize_dynamic(str(work / "fp32.onnx"), str(work / "dyn.onnx"), weight_type=QuantType.QInt8)
         data = (work / "dyn.onnx").read_bytes()
     return OrtModel(data, "int8 dynamic", {"weights": "int8", "activations": "uint8, ranges at run time"})
 
@@ -355,6 +376,15 @@ def int8_instructions(cpuinfo: Optional[str] = None) -> Dict[str, bool]:
         if key.strip() in ("flags", "Features"):
             flags.update(value.split())
     return {flag: flag in flags for flag in INT8_FLAGS}
+
+
+def needs_reduce_range(cpuinfo: Optional[str] = None) -> bool:
+    """``True`` on an x86 CPU without fused int8 dot products (no AVX-512 VNNI, AVX-VNNI or AMX),
+    where ONNX Runtime's uint8 x int8 kernels can saturate; ``False`` elsewhere (or unknown)."""
+    found = int8_instructions(cpuinfo)
+    x86 = found.get("avx2", False) or found.get("avx512bw", False)  # the x86 int8 paths ONNX Runtime uses
+    fused = any(found.get(f, False) for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+    return x86 and not fused
 
 
 def describe_int8_support(cpuinfo: Optional[str] = None) -> str:
