@@ -400,7 +400,7 @@ def test_shipped_weights_are_small_and_listed():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["baseline", "teacher", "early_exit"])
+@pytest.mark.parametrize("name", ["baseline", "early_exit"])
 def test_shipped_weights_reach_their_stated_accuracy(name):
     from course.compression.weights import REFERENCE, load_reference, manifest
     from course.data import shapes

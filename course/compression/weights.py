@@ -6,7 +6,7 @@ recipe. ``manifest.json`` beside the files records what the script measured: the
 (the unit tests check it again), training time, MACs and parameters.
 
 >>> from course.compression.weights import load_reference
->>> teacher = load_reference("teacher")  # doctest: +SKIP
+>>> baseline = load_reference("baseline")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -44,12 +44,6 @@ class Reference:
         return FOLDER / f"{self.name}.pt"
 
 
-def _teacher():
-    from course.compression.nets import ResNetLite
-
-    return ResNetLite((32, 64, 128), (1, 1, 1))
-
-
 def _baseline():
     from course.compression.nets import ResNetLite
 
@@ -64,10 +58,8 @@ def _early_exit():
 
 #: The shipped models.
 REFERENCE: Dict[str, Reference] = {
-    "teacher": Reference("teacher", _teacher, 30, 128, 3e-3, 0,
-                         "ResNetLite widths (32, 64, 128): the distillation teacher"),
     "baseline": Reference("baseline", _baseline, 30, 128, 3e-3, 0,
-                          "ResNetLite widths (16, 32, 64): the model pruned and quantized"),
+                          "ResNetLite widths (16, 32, 64): the model pruned and quantized, and the distillation teacher"),
     "early_exit": Reference("early_exit", _early_exit, 30, 128, 3e-3, 0,
                             "the baseline's architecture with an exit head after stage 0, both heads trained jointly"),
 }
