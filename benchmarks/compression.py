@@ -24,7 +24,8 @@ from course.chapters import ch09  # noqa: E402
 from course.compression import early_exit, pruning  # noqa: E402
 from course.compression.nets import ResNetLite  # noqa: E402
 from course.compression.weights import load_reference, manifest  # noqa: E402
-from course.data import shapes  # noqa: E402
+from course.data import digits, shapes  # noqa: E402
+from course.train import fit  # noqa: E402
 from course.latency import stamp  # noqa: E402
 
 TABLES = ("fast", "unstructured", "channels", "bits", "int8", "distillation", "search", "early_exit")
@@ -72,14 +73,24 @@ def main() -> None:
         elif name == "distillation":
             rows = ch09.distillation_experiment(
                 teacher, lambda: ResNetLite((8, 16, 32)), data.subset(n_test=len(test.test_y)),
-                n_labeled=200 if fast else 500, epochs=3 if fast else 30, unlabeled_epochs=1 if fast else 3,
+                n_labeled=200 if fast else 500, epochs=3 if fast else 20, unlabeled_epochs=1 if fast else 2,
                 n_unlabeled=1000 if fast else None, seeds=(0,) if fast else (0, 1), threads=threads)
+            print(ch09.format_rows(rows, ch09.DISTILL_COLUMNS))
+            print(ch09.distillation_verdict(rows))
+            digit_data = digits()
+            torch.manual_seed(0)
+            digit_teacher = ResNetLite((16, 32, 64))
+            print("digits teacher:", fit(digit_teacher, digit_data, epochs=2 if fast else 6, threads=threads))
+            rows = ch09.distillation_experiment(
+                digit_teacher, lambda: ResNetLite((8, 16, 32)), digit_data, n_labeled=100,
+                epochs=30 if fast else 100, unlabeled_epochs=3 if fast else 10, seeds=(0,) if fast else (0, 1),
+                threads=threads)
             print(ch09.format_rows(rows, ch09.DISTILL_COLUMNS))
             print(ch09.distillation_verdict(rows))
         elif name == "search":
             table, candidates, measured, target = ch09.search_experiment(
-                data, initial=2 if fast else 6, mutations=1 if fast else 6, proxy_epochs=1,
-                proxy_train=300 if fast else 2000, proxy_test=200 if fast else 500, threads=threads,
+                digits(), initial=2 if fast else 4, mutations=1 if fast else 4, proxy_epochs=2 if fast else 3,
+                proxy_train=600 if fast else None, proxy_test=200 if fast else None, threads=threads,
                 budget_s=0.01 if fast else 0.05)
             print(f"target {target:.3f} ms")
             for c in candidates:

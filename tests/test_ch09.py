@@ -160,27 +160,22 @@ def test_solution_design_passes_by_training_and_a_weak_one_fails():
 # --- the chapter module ----------------------------------------------------------------------------
 
 
-def test_format_rows_and_interleaved_measurement():
+def test_format_rows():
     from dataclasses import dataclass
 
     from course.chapters import ch09
+    from course.latency import Timing
 
     @dataclass
     class Row:
         name: str
         n: int
         x: float
+        t: Timing = None
 
-    text = ch09.format_rows([Row("a", 1234, 0.5), Row("bb", 5, None)], (("name", "name", "s"), ("n", "n", ",d"),
-                                                                          ("x", "x", ".2f")))
-    assert text.splitlines() == ["name      n     x", "a     1,234  0.50", "bb        5     -"]
-    calls = []
-    timings = ch09.measure_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
-                                       threads=1, budget_s=0.03, rounds=3)
-    assert set(timings) == {"a", "b"} and all(t.runs >= 15 and t.threads == 1 for t in timings.values())
-    # round-robin: the calls of a and b alternate in blocks, three times each
-    blocks = [k for i, k in enumerate(calls) if i == 0 or calls[i - 1] != k]
-    assert blocks == ["a", "b"] * 3
+    rows = [Row("a", 1234, 0.5, Timing(0.0025, 0.0, 5, "cpu", 1)), Row("bb", 5, None)]
+    text = ch09.format_rows(rows, (("name", "name", "s"), ("n", "n", ",d"), ("x", "x", ".2f"), ("ms", "t", ".3f")))
+    assert text.splitlines() == ["name      n     x     ms", "a     1,234  0.50  2.500", "bb        5     -      -"]
 
 
 def test_verdicts_are_printed_from_the_rows():

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from course.cost import count
-from course.latency import Timing, measure
+from course.latency import Timing, measure, measure_interleaved
 
 __all__ = [
     "ChannelRow",
@@ -45,7 +45,6 @@ __all__ = [
     "format_rows",
     "int8_speedups",
     "int8_table",
-    "measure_interleaved",
     "pruning_figure",
     "search_experiment",
     "search_figure",
@@ -61,26 +60,12 @@ def _x1() -> torch.Tensor:
 
 
 # --- measuring several things fairly ---------------------------------------------------------------
+# Comparisons go through course.latency.measure_interleaved (the course's policy: alternating
+# rounds, >= 5 samples, re-measured when noisy), with zero-argument callables as contenders.
 
 
-def measure_interleaved(fns: Dict[str, Callable[[], object]], threads: int = 1, budget_s: float = 0.3,
-                        rounds: int = 3) -> Dict[str, Timing]:
-    """Time several callables in turn, ``rounds`` times round-robin (A, B, C, A, B, C, ...), so a
-    load change on the machine hits all of them alike. Each round is one
-    :func:`course.latency.measure` of ``budget_s / rounds`` seconds and at least 5 calls; the result
-    per name is a :class:`Timing` whose median is the median of its rounds' medians and whose IQR
-    is the largest of its rounds' IQRs (the honest spread)."""
-    if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds!r}")
-    per: Dict[str, List[Timing]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            per[name].append(measure(fn, threads=threads, budget_s=budget_s / rounds, min_runs=5))
-    out = {}
-    for name, timings in per.items():
-        out[name] = Timing(median_s=statistics.median(t.median_s for t in timings), iqr_s=max(t.iqr_s for t in timings),
-                           runs=sum(t.runs for t in timings), device=timings[0].device, threads=timings[0].threads)
-    return out
+def _interleaved(fns: Dict[str, Callable[[], object]], threads: int, budget_s: float) -> Dict[str, Timing]:
+    return measure_interleaved({name: (fn, ()) for name, fn in fns.items()}, threads=threads, budget_s=budget_s)
 
 
 def _forward(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
@@ -148,7 +133,7 @@ def speed_table(models: Dict[str, nn.Module], data, train_s: Optional[Dict[str, 
     from course.train import evaluate
 
     x = _x1()
-    timings = measure_interleaved({n: _forward(m, x) for n, m in models.items()}, threads, budget_s * len(models))
+    timings = _interleaved({n: _forward(m, x) for n, m in models.items()}, threads, budget_s * len(models))
     rows = []
     for name, model in models.items():
         cost = count(model, x)
@@ -206,7 +191,7 @@ def unstructured_table(model: nn.Module, data, sparsities: Sequence[float] = (0.
 
     x = _x1()
     pruned = {s: prune_unstructured(model, s) for s in sparsities}
-    timings = measure_interleaved({str(s): _forward(m, x) for s, m in pruned.items()}, threads, budget_s * len(pruned))
+    timings = _interleaved({str(s): _forward(m, x) for s, m in pruned.items()}, threads, budget_s * len(pruned))
     rows = []
     for s, m in pruned.items():
         size = file_size(m)
@@ -249,7 +234,7 @@ def channel_table(model: nn.Module, data, ratios: Sequence[float] = (0.0, 0.25, 
 
     x = _x1()
     pruned = {r: prune_channels(model, r, x) for r in ratios}
-    timings = measure_interleaved({str(r): _forward(m, x) for r, m in pruned.items()}, threads, budget_s * len(pruned))
+    timings = _interleaved({str(r): _forward(m, x) for r, m in pruned.items()}, threads, budget_s * len(pruned))
     rows = []
     for r, m in pruned.items():
         cost = count(m, x)
@@ -409,7 +394,7 @@ def int8_table(model: nn.Module, data, n_calibration: int = 512, threads: int = 
     if dynamic:
         models.append(ort_dynamic_int8(model))
     x = _x1()
-    timings = measure_interleaved({m.kind: _ort_call(m.onnx, x, threads) for m in models}, threads, budget_s * len(models))
+    timings = _interleaved({m.kind: _ort_call(m.onnx, x, threads) for m in models}, threads, budget_s * len(models))
     rows, reference = [], None
     for m in models:
         predicted = ort_predict(ort_session(m.onnx, threads), data.test_x).argmax(1)
@@ -444,7 +429,7 @@ def int8_speedups(models: Dict[str, nn.Module], calibration: torch.Tensor, threa
     for name, model in models.items():
         fns[(name, "fp32")] = _ort_call(ort_fp32(model).onnx, x, threads)
         fns[(name, "int8")] = _ort_call(ort_static_int8(model, calibration).onnx, x, threads)
-    timings = measure_interleaved(fns, threads, budget_s * len(fns))
+    timings = _interleaved(fns, threads, budget_s * len(fns))
     return {name: (timings[(name, "fp32")], timings[(name, "int8")]) for name in models}
 
 
@@ -555,7 +540,7 @@ def search_experiment(data, table=None, target_ms: Optional[float] = None, initi
     candidates = evolve(table, proxy, target_ms, initial=initial, mutations=mutations, seed=seed)
     x = _x1()
     unique = {c.choices: c for c in candidates}
-    measured = measure_interleaved({c: _forward(SearchNet(list(map(list, u.spec))), x) for c, u in unique.items()},
+    measured = _interleaved({c: _forward(SearchNet(list(map(list, u.spec))), x) for c, u in unique.items()},
                                    threads, max(0.1, 4 * budget_s) * len(unique))
     return table, candidates, measured, target_ms
 
@@ -723,20 +708,20 @@ class CompressionExplorer:
         if technique == "unstructured sparsity":
             m = pruning.prune_unstructured(self.model, amount)
             macs, nbytes = count(m, x).macs, pruning.file_size(m)["bytes"]
-            timing = measure(m, x, threads=self.threads, budget_s=self.budget_s, min_runs=5)
+            timing = measure(m, x, threads=self.threads, budget_s=self.budget_s)
             accuracy = evaluate(m, data.test_x, data.test_y)
             note = f"{pruning.sparsity(m):.1%} of the weights are zero; zlib file {pruning.file_size(m)['compressed']:,} bytes"
         elif technique == "channel pruning ratio":
             m = pruning.prune_channels(self.model, amount, x)
             macs, nbytes = count(m, x).macs, pruning.file_size(m)["bytes"]
-            timing = measure(m, x, threads=self.threads, budget_s=self.budget_s, min_runs=5)
+            timing = measure(m, x, threads=self.threads, budget_s=self.budget_s)
             accuracy = evaluate(m, data.test_x, data.test_y)
         elif technique == "quantization bits":
             macs = count(self.model, x).macs
             n_weights = sum(l.weight.numel() for l in self.model.modules() if isinstance(l, (nn.Conv2d, nn.Linear)))
             nbytes = n_weights * int(amount) // 8
             if amount == 32:
-                timing = measure(self.model, x, threads=self.threads, budget_s=self.budget_s, min_runs=5)
+                timing = measure(self.model, x, threads=self.threads, budget_s=self.budget_s)
                 accuracy = evaluate(self.model, data.test_x, data.test_y)
                 note = "float32 (eager PyTorch)"
             else:
@@ -746,7 +731,7 @@ class CompressionExplorer:
                 if amount == 8:
                     int8 = quantization.ort_static_int8(self.model, self.calibration)
                     timing = measure(_ort_call(int8.onnx, x, self.threads), threads=self.threads,
-                                     budget_s=self.budget_s, min_runs=5)
+                                     budget_s=self.budget_s)
                     note = "latency: ONNX Runtime int8 (QDQ); accuracy: simulated int8"
                 else:
                     note = f"no {int(amount)}-bit kernel on this CPU: latency not measured"
@@ -756,7 +741,7 @@ class CompressionExplorer:
             nbytes = pruning.file_size(self.early_exit)["bytes"]
             batch = data.test_x[:64]
             timing = measure(lambda: self.early_exit.infer(batch, amount), threads=self.threads,
-                             budget_s=self.budget_s, min_runs=5)
+                             budget_s=self.budget_s)
             note = f"{p.exited:.0%} of the images exit early; latency: a batch of 64 test images / 64"
             timing = Timing(timing.median_s / 64, timing.iqr_s / 64, timing.runs, timing.device, timing.threads)
         point = ExplorerPoint(technique, amount, macs, nbytes, timing, accuracy, note)

@@ -119,18 +119,18 @@ def measure_table(threads: int = 1, budget_s: float = 0.05, image: int = 32, see
         x = torch.randn(1, N, H, H)
         for c, (K, e, se) in enumerate(CHOICES):
             block = search_block(N, K, e, M, stride, se).eval()
-            timing = measure(block, x, threads=threads, budget_s=budget_s, min_runs=5)
+            timing = measure(block, x, threads=threads, budget_s=budget_s)
             blocks[(p, c)] = timing.median_ms
             if timing.noisy:
                 noisy.append((p, c))
     net = SearchNet(spec_of([0] * len(POSITIONS))).eval()
-    stem_ms = measure(net.stem, torch.randn(1, 3, image, image), threads=threads, budget_s=budget_s, min_runs=5).median_ms
+    stem_ms = measure(net.stem, torch.randn(1, 3, image, image), threads=threads, budget_s=budget_s).median_ms
     last = POSITIONS[-1][0]
     head = nn.Sequential(net.pool, net.fc).eval()
     h = image
     for _, stride in POSITIONS:
         h //= stride
-    head_ms = measure(head, torch.randn(1, last, h, h), threads=threads, budget_s=budget_s, min_runs=5).median_ms
+    head_ms = measure(head, torch.randn(1, last, h, h), threads=threads, budget_s=budget_s).median_ms
     return LatencyTable(blocks, stem_ms, head_ms, threads, noisy, stamp("cpu", threads))
 
 
