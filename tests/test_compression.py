@@ -199,6 +199,7 @@ def test_quantize_multiplier_reconstructs():
         quantization.quantize_multiplier(1.5)
 
 
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor:UserWarning")
 def test_integer_linear_equals_float_and_pytorch_quantized_linear():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(16, 24, generator=g) * 4 - 1  # activations in [-1, 3)
