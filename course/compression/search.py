@@ -107,7 +107,7 @@ def measure_table(threads: int = 1, budget_s: float = 0.05, image: int = 32, see
     """Measure every block of the space at batch 1 on the CPU with :func:`course.latency.measure`.
 
     ``len(POSITIONS) · len(CHOICES)`` = 60 blocks, plus the stem and the head; each timing gets
-    ``budget_s`` seconds (at least 5 timed calls).
+    ``budget_s`` seconds under the course's latency policy (at least 5 samples, re-measured when noisy).
     """
     from course.latency import measure, stamp
 
