@@ -28,3 +28,39 @@ HEAVIEST = '''heaviest_conv = None
 heaviest_conv = "conv1"
 ### END SOLUTION
 '''
+
+
+ANSWERS = {"1.1": OUTPUT_SIZE, "1.2": CONV_COST, "1.3": INTENSITY, "1.4": HEAVIEST}
+NAMES = {"1.1": "conv_output_size", "1.2": "conv_cost", "1.3": "conv_intensity", "1.4": "heaviest_conv"}
+
+
+def chapter1_notebook(answers=None, checks=False, import_check=None, fast_guard=False):
+    """A Chapter 1 solution notebook in the course's layout (the ``conftest`` fixture of the same name).
+
+    Args:
+        answers: exercise id -> solution cell source, replacing :data:`ANSWERS`' ones.
+        checks: add a ``check(...)`` cell after each solution (they import torch in the
+            kernel: slow, so only where a case needs them).
+        import_check: add the ``from course.exercises import check`` cell (default: ``checks``).
+        fast_guard: add a cell that raises unless the grader injected ``FAST = True``.
+    """
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    answers = {**ANSWERS, **(answers or {})}
+    cells = [
+        new_markdown_cell("# Chapter 1"),
+        new_code_cell("FAST = False", metadata={"tags": ["parameters"]}),
+    ]
+    if fast_guard:
+        cells.append(new_code_cell('if not FAST:\n    raise RuntimeError("the grader did not inject FAST = True")'))
+    if checks if import_check is None else import_check:
+        cells.append(new_code_cell("from course.exercises import check"))
+    for exercise_id, source in answers.items():
+        cells.append(new_markdown_cell(f"## Exercise {exercise_id}"))
+        cells.append(new_code_cell(source, metadata={"course": {"exercise": exercise_id, "part": "solution"}}))
+        if checks:
+            cells.append(new_code_cell(f'check("{exercise_id}", {NAMES[exercise_id]})',
+                                       metadata={"course": {"exercise": exercise_id, "part": "check"}}))
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb

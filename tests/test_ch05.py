@@ -15,17 +15,12 @@ from course.blocks.metaformer import SpatialReductionMixer, WindowAttentionMixer
 from course.cost import attention as formulas
 from course.cost import count, layer_formulas
 from course.models import create_model, zoo
-from course.models.twins import create_twin
-
-
-def seeded(*shape, seed=0):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
 # --- blocks against PyTorch and timm ------------------------------------------------------------
 
 
-def test_attention_matches_torch_multihead_attention():
+def test_attention_matches_torch_multihead_attention(seeded):
     dim, heads = 48, 4
     ours = blocks.Attention(dim, heads).eval()
     ref = nn.MultiheadAttention(dim, heads, batch_first=True).eval()
@@ -53,7 +48,7 @@ def test_window_partition_round_trip_and_layout():
         blocks.window_partition(x, 4)
 
 
-def test_window_partition_matches_timm():
+def test_window_partition_matches_timm(seeded):
     from timm.models.swin_transformer import window_partition, window_reverse
 
     x = seeded(2, 14, 21, 5)
@@ -79,7 +74,7 @@ def test_relative_position_index_matches_timm():
 
 
 @pytest.mark.parametrize("hw, shift", [((14, 14), 3), ((9, 11), 3), ((9, 11), 0), ((7, 7), 3), ((7, 12), 3)])
-def test_swin_block_matches_timm_including_padding_and_small_maps(hw, shift):
+def test_swin_block_matches_timm_including_padding_and_small_maps(hw, shift, seeded):
     """Maps the window does not divide are padded; maps no larger than it shrink the window."""
     from timm.models.swin_transformer import SwinTransformerBlock
 
@@ -91,7 +86,7 @@ def test_swin_block_matches_timm_including_padding_and_small_maps(hw, shift):
         torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-5)
 
 
-def test_swin_block_on_a_small_map_shrinks_the_window_without_shifting():
+def test_swin_block_on_a_small_map_shrinks_the_window_without_shifting(seeded):
     block = blocks.SwinBlock(16, 2, window=7, shift=3).eval()
     assert block.attn.window == 7
     assert blocks.windows_for(5, 12, 7, 3) == ((5, 7), (0, 3))
@@ -107,7 +102,7 @@ def test_swin_block_rejects_bad_shift():
         blocks.SwinBlock(16, 5)
 
 
-def test_patch_merging_matches_timm_on_odd_sizes():
+def test_patch_merging_matches_timm_on_odd_sizes(seeded):
     from timm.models.swin_transformer import PatchMerging
 
     ref = PatchMerging(8).eval()
@@ -121,7 +116,7 @@ def test_patch_merging_matches_timm_on_odd_sizes():
 
 
 @pytest.mark.parametrize("sr_ratio, hw", [(8, (56, 56)), (4, (30, 31)), (1, (7, 7))])
-def test_sra_matches_timm_pvt_v2_attention(sr_ratio, hw):
+def test_sra_matches_timm_pvt_v2_attention(sr_ratio, hw, seeded):
     from timm.models.pvt_v2 import Attention
 
     ref = Attention(64, num_heads=2, sr_ratio=sr_ratio, qkv_bias=True).eval()
@@ -132,7 +127,7 @@ def test_sra_matches_timm_pvt_v2_attention(sr_ratio, hw):
         torch.testing.assert_close(ours(x, hw), ref(x, list(hw)), atol=1e-5, rtol=1e-5)
 
 
-def test_linear_sra_matches_timm():
+def test_linear_sra_matches_timm(seeded):
     from timm.models.pvt_v2 import Attention
 
     ref = Attention(64, num_heads=2, linear_attn=True, qkv_bias=True).eval()
@@ -143,7 +138,7 @@ def test_linear_sra_matches_timm():
         torch.testing.assert_close(ours(x, (20, 24)), ref(x, [20, 24]), atol=1e-5, rtol=1e-5)
 
 
-def test_sra_with_a_ratio_larger_than_the_map_raises():
+def test_sra_with_a_ratio_larger_than_the_map_raises(seeded):
     sra = blocks.SpatialReductionAttention(32, 1, sr_ratio=8)
     with pytest.raises(ValueError, match="sr_ratio=8 is larger than the 4 x 6 map"):
         sra(seeded(1, 24, 32), (4, 6))
@@ -151,7 +146,7 @@ def test_sra_with_a_ratio_larger_than_the_map_raises():
         formulas.spatial_reduction_attention(4, 6, 32, 1, 8)
 
 
-def test_fused_and_explicit_attention_agree_on_every_block():
+def test_fused_and_explicit_attention_agree_on_every_block(seeded):
     x = seeded(1, 64, 15, 13)
     for make in (lambda f: WindowAttentionMixer(64, 2, 7, 3, fused=f), lambda f: SpatialReductionMixer(64, 2, 2, fused=f)):
         torch.manual_seed(0)
@@ -166,7 +161,7 @@ def test_fused_and_explicit_attention_agree_on_every_block():
 
 
 @pytest.mark.parametrize("fused", [False, True])
-def test_global_attention_formula_equals_counter(fused):
+def test_global_attention_formula_equals_counter(fused, seeded):
     attn = blocks.Attention(96, 3, fused=fused)
     report = count(attn, seeded(2, 28 * 28, 96))
     cost = formulas.global_attention(28, 28, 96, 3, batch=2)
@@ -176,7 +171,7 @@ def test_global_attention_formula_equals_counter(fused):
 
 @pytest.mark.parametrize("hw", [(56, 56), (9, 11), (5, 5), (7, 20), (16, 16)])
 @pytest.mark.parametrize("shift", [0, 3])
-def test_window_attention_formula_equals_counter(hw, shift):
+def test_window_attention_formula_equals_counter(hw, shift, seeded):
     mixer = WindowAttentionMixer(96, 3, 7, shift)
     report = count(mixer, seeded(1, 96, *hw))
     cost = formulas.window_attention(*hw, 96, 3, 7)
@@ -186,13 +181,13 @@ def test_window_attention_formula_equals_counter(hw, shift):
 
 
 @pytest.mark.parametrize("sr_ratio, hw", [(8, (56, 56)), (4, (30, 31)), (2, (14, 14)), (1, (7, 7))])
-def test_sra_formula_equals_counter(sr_ratio, hw):
+def test_sra_formula_equals_counter(sr_ratio, hw, seeded):
     report = count(blocks.SpatialReductionAttention(64, 2, sr_ratio), seeded(1, hw[0] * hw[1], 64), hw)
     cost = formulas.spatial_reduction_attention(*hw, 64, 2, sr_ratio)
     assert (report.macs, report.params) == (cost.macs, cost.params)
 
 
-def test_linear_sra_formula_equals_counter():
+def test_linear_sra_formula_equals_counter(seeded):
     report = count(blocks.LinearSpatialReductionAttention(64, 2, 7), seeded(1, 56 * 56, 64), (56, 56))
     cost = formulas.linear_spatial_reduction_attention(56, 56, 64, 2, 7)
     assert (report.macs, report.params) == (cost.macs, cost.params)
@@ -213,7 +208,7 @@ def test_attention_scores_bytes():
 
 
 @pytest.mark.slow
-def test_counter_sees_fused_attention_that_other_counters_miss():
+def test_counter_sees_fused_attention_that_other_counters_miss(seeded):
     """Same MACs fused or not; fvcore misses exactly the attention matmuls when fused, and a
     counter that hooks nn.Linear/nn.Conv2d misses them always."""
     from fvcore.nn import FlopCountAnalysis
@@ -241,17 +236,12 @@ def test_counter_sees_fused_attention_that_other_counters_miss():
 TWINNED = ["swin_tiny_patch4_window7_224", "pvt_v2_b0", "vit_small_patch16_224", "vit_base_patch16_224"]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", TWINNED)
-def test_model_equals_its_timm_twin(name):
+def test_parameters_match_the_papers(name, n_params):
+    """The papers' parameter counts (the twins themselves: tests/test_twins.py)."""
     entry = zoo[name]
-    model, twin = create_model(name).eval(), create_twin(entry).eval()
-    n = sum(p.numel() for p in model.parameters())
-    assert n == sum(p.numel() for p in twin.parameters())
-    entry.twin_weights(model, twin)
-    x = seeded(1, 3, 224, 224)
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), twin(x), atol=1e-5, rtol=1e-5)
+    model = create_model(name)
+    n = n_params(model)
     head = sum(p.numel() for p in model.head.parameters())
     if name == "pvt_v2_b0":  # the PVTv2 paper counts the backbone without the classifier
         n -= head
@@ -259,7 +249,7 @@ def test_model_equals_its_timm_twin(name):
 
 
 @pytest.mark.slow
-def test_pvt_tiny_matches_the_paper():
+def test_pvt_tiny_matches_the_paper(seeded):
     """No twin in timm (only PVTv2): 13.2M parameters and 1.9 GFLOPs (= MACs), Wang et al. 2021."""
     model = create_model("pvt_tiny")
     report = count(model, seeded(1, 3, 224, 224))
@@ -270,14 +260,14 @@ def test_pvt_tiny_matches_the_paper():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["swin_tiny_patch4_window7_224", "pvt_v2_b0", "vit_small_patch16_224"])
-def test_counted_macs_match_the_papers(name):
+def test_counted_macs_match_the_papers(name, seeded):
     paper = zoo[name].paper
     report = count(create_model(name), seeded(1, 3, 224, 224))
     assert abs(report.macs / 1e9 - paper.macs_g) / paper.macs_g < 0.06, report.macs
     assert not report.uncounted
 
 
-def test_vit_rejects_other_input_sizes():
+def test_vit_rejects_other_input_sizes(seeded):
     from course.models.vit import VisionTransformer
 
     vit = VisionTransformer(img_size=32, patch=16, dim=32, depth=1, heads=2)
@@ -285,7 +275,7 @@ def test_vit_rejects_other_input_sizes():
         vit(seeded(1, 3, 48, 48))
 
 
-def test_swin_runs_on_odd_resolutions():
+def test_swin_runs_on_odd_resolutions(seeded):
     from course.models.swin import SwinTransformer
 
     model = SwinTransformer(dim=16, depths=(1, 1, 1, 1), heads=(1, 1, 1, 1), window=7, num_classes=3).eval()
@@ -320,7 +310,7 @@ def test_peak_memory_counts_live_tensors_on_cpu():
     assert peak_memory_bytes(one_at_a_time) == 4_000_000
 
 
-def test_peak_memory_of_unfused_attention_holds_the_scores():
+def test_peak_memory_of_unfused_attention_holds_the_scores(seeded):
     """The explicit attention keeps the (T x T) scores: the peak exceeds their bytes."""
     from course.chapters.ch05 import attention_layer
     from course.latency.memory import peak_memory_bytes
@@ -331,7 +321,7 @@ def test_peak_memory_of_unfused_attention_holds_the_scores():
     assert scores <= peak_memory_bytes(layer, x) < 4 * scores
 
 
-def test_vit_macs_formula_equals_the_counter():
+def test_vit_macs_formula_equals_the_counter(seeded):
     from course.chapters.ch05 import vit_macs
     from course.models.vit import VisionTransformer
 
@@ -348,7 +338,7 @@ def test_vit_attention_table_at_1280():
     assert rows[0]["attention share"] < 0.1 < 0.5 < rows[1]["attention share"]
 
 
-def test_resolution_sweep_formulas_and_skips():
+def test_resolution_sweep_formulas_and_skips(seeded):
     from course.chapters.ch05 import attention_formula, attention_layer, resolution_sweep
 
     rows = resolution_sweep((64, 128), measure=True, max_measured_macs=2e7, budget_s=0.02, memory=False)

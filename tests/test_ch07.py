@@ -26,22 +26,16 @@ from course.exercises import REGISTRY, check
 from course.models import create_model, list_models, zoo
 from course.models.twins import create_twin
 
-GEN = lambda seed=0: torch.Generator().manual_seed(seed)  # noqa: E731
-
-
-def n_params(model):
-    return sum(p.numel() for p in model.parameters())
-
 
 # --- the three identities -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("groups,stride,bias", [(1, 1, False), (4, 2, True), (8, 1, False)])
-def test_fuse_conv_bn_equals_pytorch(groups, stride, bias):
+def test_fuse_conv_bn_equals_pytorch(groups, stride, bias, seeded):
     torch.manual_seed(0)
     conv = nn.Conv2d(8, 16, 3, stride, 1, groups=groups, bias=bias)
     bn = randomize_bn(nn.Sequential(nn.BatchNorm2d(16)), seed=1)[0].eval()
-    x = torch.randn(2, 8, 13, 11, generator=GEN())
+    x = seeded(2, 8, 13, 11)
     with torch.no_grad():
         expected = bn(conv(x))
         got = fuse_conv_bn(conv, bn)(x)
@@ -59,9 +53,9 @@ def test_fold_bn_rejects_wrong_channels():
         fold_bn(torch.zeros(4, 2, 3, 3), nn.BatchNorm2d(5))
 
 
-def test_padded_1x1_and_identity_kernel_are_the_same_convs():
-    x = torch.randn(1, 6, 9, 9, generator=GEN())
-    w1 = torch.randn(6, 3, 1, 1, generator=GEN(1))
+def test_padded_1x1_and_identity_kernel_are_the_same_convs(seeded):
+    x = seeded(1, 6, 9, 9)
+    w1 = seeded(6, 3, 1, 1, seed=1)
     padded = pad_kernel(w1, 3)
     assert padded.shape == (6, 3, 3, 3) and torch.equal(padded[:, :, 1, 1], w1[:, :, 0, 0])
     assert torch.isclose(padded.abs().sum(), w1.abs().sum())
@@ -94,10 +88,10 @@ BLOCKS = [
 
 
 @pytest.mark.parametrize("name,make", BLOCKS, ids=[b[0] for b in BLOCKS])
-def test_block_deploy_equals_train(name, make):
+def test_block_deploy_equals_train(name, make, seeded):
     torch.manual_seed(0)
     block = randomize_bn(make(), seed=3).eval()
-    x = torch.randn(2, 16, 12, 12, generator=GEN())
+    x = seeded(2, 16, 12, 12)
     deploy, diff = ch07.deploy_vs_train(block, x)
     assert diff < 1e-5
     assert any(isinstance(m, nn.BatchNorm2d) for m in block.modules())  # the original is untouched
@@ -109,14 +103,14 @@ def test_block_deploy_equals_train(name, make):
         assert max_relative_diff(deploy(x), block(x)) < 1e-5
 
 
-def test_bn_statistics_are_non_trivial():
+def test_bn_statistics_are_non_trivial(seeded):
     block = randomize_bn(RepVGGBlock(8, 8), seed=0).eval()
     bn = block.identity
     assert bn.running_var.min() >= 0.5 and bn.running_var.max() <= 2.0 and bn.running_mean.abs().max() > 0
     assert 0.5 <= bn.weight.min() and bn.weight.max() <= 1.0 and bn.bias.abs().max() > 0
     again = randomize_bn(RepVGGBlock(8, 8), seed=0).identity
     assert torch.equal(again.running_var, bn.running_var)  # seeded
-    x = torch.randn(1, 8, 6, 6, generator=GEN())
+    x = seeded(1, 8, 6, 6)
     with torch.no_grad():
         assert max_relative_diff(bn(x), x) > 0.1  # not the identity map
 
@@ -142,7 +136,7 @@ def test_repvgg_block_bad_groups():
     "N,M,K,groups,k,stride",
     [(16, 16, 3, 16, 4, 1), (16, 16, 3, 16, 4, 2), (16, 32, 1, 1, 3, 1), (32, 32, 1, 1, 1, 1), (8, 8, 3, 1, 1, 1)],
 )
-def test_unit_formulas_match_counter(N, M, K, groups, k, stride):
+def test_unit_formulas_match_counter(N, M, K, groups, k, stride, n_params):
     x = torch.randn(1, N, 14, 14)
     for deploy in (False, True):
         unit = MobileOneUnit(N, M, K, stride, groups, k, deploy=deploy)
@@ -184,9 +178,9 @@ def test_peak_activation_bytes_hand_counts():
     assert peak_activation_bytes(nn.Linear(64, 10), torch.randn(2, 64)) == 2 * 10 * 4
 
 
-def test_compare_train_deploy_block():
+def test_compare_train_deploy_block(seeded):
     block = ch07.make_block("depthwise 3x3", 32, k=4)
-    x = torch.randn(1, 32, 16, 16, generator=GEN())
+    x = seeded(1, 32, 16, 16)
     result = ch07.compare_train_deploy(block, x, threads=1, budget_s=0.05)
     assert result["rel_diff"] < 1e-5
     assert result["params"] == (ch07.unit_params(32, 32, 3, 32, 4), ch07.unit_params(32, 32, 3, 32, 4, deploy=True))
@@ -237,7 +231,7 @@ def _within_paper(value, paper_value):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
-def test_deploy_params_and_macs_match_paper(name):
+def test_deploy_params_and_macs_match_paper(name, n_params):
     model = create_model(name + "_deploy")
     paper = zoo[name].paper
     params_m = n_params(model) / 1e6
@@ -246,57 +240,41 @@ def test_deploy_params_and_macs_match_paper(name):
     assert _within_paper(macs_g, paper.macs_g), (macs_g, paper.macs_g)
 
 
-# --- twins ----------------------------------------------------------------------------------------
+# --- the zoo models: train == deploy ------------------------------------------------------------
+# (each model against its timm twin, train-time and deploy-time: tests/test_twins.py)
 
 
-def _twin_check(name, size, deploy_twin=True, float64=True):
-    """Params equal before and after re-parameterization, outputs equal after copying weights,
-    deploy output equals train output (eval, random BN statistics)."""
+def _reparam_check(name, size, seeded, n_params, float64=True):
+    """Re-parameterizing the train-time model (random BN statistics, eval) gives the deploy-time
+    model's tensors and its output; timm's re-parameterized twin has as many parameters."""
     from timm.utils import reparameterize_model as timm_reparameterize
 
     torch.manual_seed(0)
-    entry = zoo[name]
-    x = torch.randn(1, 3, size, size, generator=GEN(1))
-    twin = randomize_bn(create_twin(entry), seed=0).eval()
-    model = create_model(name).eval()
-    assert n_params(model) == n_params(twin)
-    entry.twin_weights(model, twin)
+    x = seeded(1, 3, size, size, seed=1)
+    model = randomize_bn(create_model(name), seed=0).eval()
     with torch.no_grad():
-        y_twin, y = twin(x), model(x)
-        assert torch.allclose(y, y_twin, rtol=1e-5, atol=1e-5 * y_twin.abs().max().item())
         if float64:  # the re-parameterization is exact up to rounding
             model64 = copy.deepcopy(model).double()
             assert ch07.deploy_vs_train(model64, x.double())[1] < 1e-10
         # float32: what a deployment sees; rounding only (depth and SE gating amplify it)
         deploy, rel = ch07.deploy_vs_train(model, x)
         assert rel < (1e-3 if name == "mobileone_s4" else 1e-5), rel
-        twin_deploy = timm_reparameterize(twin)
-        assert n_params(deploy) == n_params(twin_deploy)
-        if deploy_twin:
-            built = create_model(name + "_deploy").eval()
-            assert n_params(built) == n_params(twin_deploy)
-            zoo[name + "_deploy"].twin_weights(built, twin)  # re-parameterizes a copy of the twin
-            y_built = built(x)
-            assert max_relative_diff(y_built, twin_deploy(x)) < 1e-5
-            assert max_relative_diff(y_built, deploy(x)) < 1e-5
+        assert n_params(deploy) == n_params(timm_reparameterize(create_twin(zoo[name])))
+        built = create_model(name + "_deploy").eval()
+        built.load_state_dict(deploy.state_dict())  # the same names: what deploy=True builds
+        assert max_relative_diff(built(x), deploy(x)) == 0.0
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["repvgg_a0", "mobileone_s0"])
-def test_twin_small_models(name):
-    _twin_check(name, 64)
+def test_reparameterized_small_models(name, seeded, n_params):
+    _reparam_check(name, 64, seeded, n_params)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["repvgg_a1", "repvgg_b0", "mobileone_s1", "mobileone_s2", "mobileone_s3", "mobileone_s4"])
-def test_twin_large_models(name):
-    _twin_check(name, 32, deploy_twin=False, float64=name == "mobileone_s4")
-
-
-@pytest.mark.slow
-def test_twin_weights_reject_wrong_model():
-    with pytest.raises(ValueError, match="shape mismatch|does not have|lacks"):
-        zoo["repvgg_a0"].twin_weights(create_model("repvgg_a0"), create_twin(zoo["repvgg_a1"]))
+def test_reparameterized_large_models(name, seeded, n_params):
+    _reparam_check(name, 32, seeded, n_params, float64=name == "mobileone_s4")
 
 
 # --- exercises ------------------------------------------------------------------------------------

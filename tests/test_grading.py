@@ -9,36 +9,19 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell
 
 from course.cli import main
 from course.grading import grade, release_notebook
 from course.grading.grader import find_exercise_cells
 
-from ch01_answers import CONV_COST, FULL, HEAVIEST, INTENSITY, OUTPUT_SIZE, POINTS  # tests/ is on sys.path
-
-ANSWERS = {"1.1": ("conv_output_size", OUTPUT_SIZE), "1.2": ("conv_cost", CONV_COST),
-           "1.3": ("conv_intensity", INTENSITY), "1.4": ("heaviest_conv", HEAVIEST)}
+from ch01_answers import CONV_COST, FULL, POINTS, chapter1_notebook  # tests/ is on sys.path
 
 
 def chapter1(checks=False):
-    """A Chapter 1 solution notebook in the course's layout (``checks``: with check cells)."""
-    cells = [
-        new_markdown_cell("# Chapter 1"),
-        new_code_cell("FAST = False", metadata={"tags": ["parameters"]}),
-        new_code_cell('if not FAST:\n    raise RuntimeError("the grader did not inject FAST = True")'),
-    ]
-    if checks:
-        cells.append(new_code_cell("from course.exercises import check"))
-    for exercise_id, (name, source) in ANSWERS.items():
-        cells.append(new_markdown_cell(f"## Exercise {exercise_id}"))
-        cells.append(new_code_cell(source, metadata={"course": {"exercise": exercise_id, "part": "solution"}}))
-        if checks:
-            cells.append(new_code_cell(f'check("{exercise_id}", {name})',
-                                       metadata={"course": {"exercise": exercise_id, "part": "check"}}))
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nb
+    """A Chapter 1 solution notebook (``checks``: with check cells) whose first cell after the
+    parameters fails unless the grader injected ``FAST = True``."""
+    return chapter1_notebook(checks=checks, fast_guard=True)
 
 
 def cell_of(nb, exercise_id):

@@ -11,15 +11,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_notebook
 
 from course.grading import grade, release_notebook
 from course.grading.grader import find_exercise_cells
 
-from ch01_answers import CONV_COST, FULL, HEAVIEST, INTENSITY, OUTPUT_SIZE, POINTS  # tests/ is on sys.path
-
-ANSWERS = {"1.1": OUTPUT_SIZE, "1.2": CONV_COST, "1.3": INTENSITY, "1.4": HEAVIEST}
-NAMES = {"1.1": "conv_output_size", "1.2": "conv_cost", "1.3": "conv_intensity", "1.4": "heaviest_conv"}
+from ch01_answers import CONV_COST, FULL, INTENSITY, OUTPUT_SIZE, POINTS, chapter1_notebook  # tests/ is on sys.path
 
 # What a cheater would like the grader to see: the right outcomes, computed by the course.
 FORGED = '''
@@ -32,21 +29,7 @@ print(json.dumps(fake))
 def chapter1(answers=None, checks=False):
     """A Chapter 1 solution notebook (``answers``: id -> solution cell source; ``checks``: with
     check cells, which import torch in the kernel: slow, so only where a case needs them)."""
-    answers = {**ANSWERS, **(answers or {})}
-    cells = [
-        new_markdown_cell("# Chapter 1"),
-        new_code_cell("FAST = False", metadata={"tags": ["parameters"]}),
-        new_code_cell("from course.exercises import check"),
-    ]
-    for exercise_id, source in answers.items():
-        cells.append(new_markdown_cell(f"## Exercise {exercise_id}"))
-        cells.append(new_code_cell(source, metadata={"course": {"exercise": exercise_id, "part": "solution"}}))
-        if checks:
-            cells.append(new_code_cell(f'check("{exercise_id}", {NAMES[exercise_id]})',
-                                       metadata={"course": {"exercise": exercise_id, "part": "check"}}))
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nb
+    return chapter1_notebook(answers, checks, import_check=True)
 
 
 def stub():

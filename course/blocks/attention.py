@@ -15,11 +15,13 @@ Papers:
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from course.checks import check_window_shift, require_divides, require_positive
 
 __all__ = [
     "Attention",
@@ -29,23 +31,21 @@ __all__ = [
     "PatchEmbed",
     "PatchMerging",
     "PVTBlock",
+    "ReducedKVAttention",
     "SpatialReductionAttention",
     "SwinBlock",
     "TransformerBlock",
     "WindowAttention",
     "attend",
+    "merge_heads",
     "relative_position_index",
     "shifted_window_attention",
     "shifted_window_mask",
+    "split_heads",
     "window_partition",
     "window_reverse",
     "windows_for",
 ]
-
-
-def _check_heads(dim: int, heads: int) -> None:
-    if heads < 1 or dim % heads:
-        raise ValueError(f"heads={heads} must divide the embedding dim C={dim}")
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: Optional[torch.Tensor] = None,
@@ -65,6 +65,19 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: Optional[tor
     return scores.softmax(dim=-1) @ v  # (..., L, d)
 
 
+def split_heads(x: torch.Tensor, heads: int, parts: int = 1) -> torch.Tensor:
+    """Cut ``parts`` projections side by side into heads: ``(B, T, parts·C)`` ->
+    ``(parts, B, heads, T, C/heads)`` (a view: nothing is copied)."""
+    B, T, _ = x.shape
+    return x.reshape(B, T, parts, heads, -1).permute(2, 0, 3, 1, 4)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """The heads side by side again: ``(B, heads, T, d)`` -> ``(B, T, heads·d)``."""
+    B, heads, T, d = x.shape
+    return x.transpose(1, 2).reshape(B, T, heads * d)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention over all ``T`` tokens (ViT), Vaswani et al. 2017.
 
@@ -80,19 +93,16 @@ class Attention(nn.Module):
         fused: bool = False,
     ):
         super().__init__()
-        _check_heads(dim, heads)
+        require_divides("heads", heads, dim=dim)
         self.heads = heads
         self.fused = fused
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, C = x.shape
-        qkv = self.qkv(x).reshape(B, T, 3, self.heads, C // self.heads)  # (B, T, 3, heads, d)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, T, d)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
+        q, k, v = split_heads(self.qkv(x), self.heads, 3).unbind(0)  # each (B, heads, T, d)
         x = attend(q, k, v, fused=self.fused)  # (B, heads, T, d)
-        x = x.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
-        return self.proj(x)
+        return self.proj(merge_heads(x))
 
 
 class Mlp(nn.Module):
@@ -168,27 +178,36 @@ class PatchEmbed(nn.Module):
 # --- window attention (Swin) -----------------------------------------------------------------
 
 
-def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
+Window = Union[int, Tuple[int, int]]  # M, or (M_h, M_w) where a small map shrinks the window
+
+
+def _pair(window: Window) -> Tuple[int, int]:
+    return (window, window) if isinstance(window, int) else tuple(window)
+
+
+def window_partition(x: torch.Tensor, window: Window) -> torch.Tensor:
     """Cut a map into non-overlapping ``window x window`` windows.
 
     Args:
         x: ``(B, h, w, C)`` with ``h`` and ``w`` multiples of ``window``.
-        window: the window size ``M``.
+        window: the window size ``M`` (or ``(M_h, M_w)``).
 
     Returns:
         ``(B · h/M · w/M, M, M, C)``: windows in row-major order, image by image.
     """
     B, h, w, C = x.shape
-    if h % window or w % window:
+    Mh, Mw = _pair(window)
+    if h % Mh or w % Mw:
         raise ValueError(f"window={window} must divide the map size h={h}, w={w} (pad first)")
-    x = x.view(B, h // window, window, w // window, window, C)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window, window, C)
+    x = x.view(B, h // Mh, Mh, w // Mw, Mw, C)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, Mh, Mw, C)
 
 
-def window_reverse(windows: torch.Tensor, window: int, h: int, w: int) -> torch.Tensor:
+def window_reverse(windows: torch.Tensor, window: Window, h: int, w: int) -> torch.Tensor:
     """Inverse of :func:`window_partition`: ``(B · h/M · w/M, M, M, C)`` -> ``(B, h, w, C)``."""
+    Mh, Mw = _pair(window)
     C = windows.shape[-1]
-    x = windows.view(-1, h // window, w // window, window, window, C)
+    x = windows.view(-1, h // Mh, w // Mw, Mh, Mw, C)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, h, w, C)
 
 
@@ -225,6 +244,10 @@ def shifted_window_mask(h: int, w: int, window: Tuple[int, int], shift: Tuple[in
     Returns:
         ``(num_windows, M_h·M_w, M_h·M_w)`` with 0 where allowed and -100 where masked
         (softmax turns -100 into ~0; Swin's convention).
+
+    Not stored as a buffer (timm stores it): the mask depends on the map size, which the
+    course's blocks learn only when they run (they take any resolution). Building it costs
+    ``O(h·w)`` element-wise work beside attention's ``O(h·w·M²·C)`` MACs.
     """
     labels = torch.zeros(1, h, w, 1, device=device, dtype=dtype)
     bands_h = (slice(0, -window[0]), slice(-window[0], -shift[0]), slice(-shift[0], None))
@@ -234,8 +257,7 @@ def shifted_window_mask(h: int, w: int, window: Tuple[int, int], shift: Tuple[in
         for sw in bands_w:
             labels[:, sh, sw, :] = label
             label += 1
-    win = labels.view(1, h // window[0], window[0], w // window[1], window[1], 1)
-    win = win.permute(0, 1, 3, 2, 4, 5).reshape(-1, window[0] * window[1])  # (nW, M²)
+    win = window_partition(labels, window).reshape(-1, window[0] * window[1])  # (nW, M²)
     diff = win[:, None, :] - win[:, :, None]  # (nW, M², M²)
     return torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
 
@@ -245,7 +267,9 @@ class WindowAttention(nn.Module):
 
     Each token attends only to the ``M²`` tokens of its window, so on an ``h x w`` map the
     MACs are ``4·h·w·C² + 2·M²·h·w·C`` (Liu et al. 2021, Eq. 2): linear in ``h·w``.
-    The learned bias table has ``(2M-1)²`` rows (one per relative offset) and ``heads`` columns.
+    The learned bias table has ``(2M-1)²`` rows (one per relative offset) and ``heads`` columns;
+    which row each pair of tokens reads (:func:`relative_position_index`) is a non-persistent
+    buffer, computed once (as in timm; a smaller window, on a small map, computes its own).
     """
 
     def __init__(
@@ -257,18 +281,24 @@ class WindowAttention(nn.Module):
         fused: bool = False,
     ):
         super().__init__()
-        _check_heads(dim, heads)
+        require_divides("heads", heads, dim=dim)
         self.heads = heads
         self.window = window
         self.fused = fused
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self.register_buffer("relative_position_index", relative_position_index(window, window, window),
+                             persistent=False)
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
     def position_bias(self, window_h: int, window_w: int) -> torch.Tensor:
         """``(heads, window_h·window_w, window_h·window_w)`` bias from the table."""
-        index = relative_position_index(window_h, window_w, self.window).to(self.relative_position_bias_table.device)
+        if (window_h, window_w) == (self.window, self.window):
+            index = self.relative_position_index
+        else:
+            index = relative_position_index(window_h, window_w, self.window)
+        index = index.to(self.relative_position_bias_table.device)
         area = window_h * window_w
         return self.relative_position_bias_table[index.view(-1)].view(area, area, -1).permute(2, 0, 1)
 
@@ -277,16 +307,14 @@ class WindowAttention(nn.Module):
         """``x``: ``(B · nW, M_h·M_w, C)`` windows; ``mask``: ``(nW, M², M²)`` or None."""
         Bw, T, C = x.shape
         window_h, window_w = window_hw or (self.window, self.window)
-        qkv = self.qkv(x).reshape(Bw, T, 3, self.heads, C // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B·nW, heads, M², d)
+        q, k, v = split_heads(self.qkv(x), self.heads, 3).unbind(0)  # each (B·nW, heads, M², d)
         bias = self.position_bias(window_h, window_w).unsqueeze(0)  # (1, heads, M², M²)
         if mask is not None:
             nW = mask.shape[0]
             bias = (bias.unsqueeze(1) + mask.view(1, nW, 1, T, T))  # (1, nW, heads, M², M²)
             bias = bias.expand(Bw // nW, -1, -1, -1, -1).reshape(Bw, self.heads, T, T)
         x = attend(q, k, v, bias.to(q.dtype), fused=self.fused)  # (B·nW, heads, M², d)
-        x = x.transpose(1, 2).reshape(Bw, T, C)
-        return self.proj(x)
+        return self.proj(merge_heads(x))
 
 
 def windows_for(h: int, w: int, window: int, shift: int) -> Tuple[Tuple[int, int], Tuple[int, int]]:
@@ -302,7 +330,7 @@ def shifted_window_attention(x: torch.Tensor, attn: "WindowAttention", shift: in
     of the window, cut windows, attend inside each (with the shift mask), paste back, crop,
     shift back. See :class:`SwinBlock` for the rules on small maps.
     """
-    B, h, w, C = x.shape
+    h, w, C = x.shape[1:]
     (Mh, Mw), (sh, sw) = windows_for(h, w, attn.window, shift)
     if sh or sw:
         x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))  # cyclic shift
@@ -310,10 +338,9 @@ def shifted_window_attention(x: torch.Tensor, attn: "WindowAttention", shift: in
     x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))  # (B, Hp, Wp, C)
     Hp, Wp = h + pad_h, w + pad_w
     mask = shifted_window_mask(Hp, Wp, (Mh, Mw), (sh, sw), x.device, x.dtype) if (sh or sw) else None
-    windows = x.view(B, Hp // Mh, Mh, Wp // Mw, Mw, C).permute(0, 1, 3, 2, 4, 5)
-    windows = windows.reshape(-1, Mh * Mw, C)  # (B·nW, M², C)
+    windows = window_partition(x, (Mh, Mw)).reshape(-1, Mh * Mw, C)  # (B·nW, M², C)
     windows = attn(windows, (Mh, Mw), mask)  # (B·nW, M², C)
-    x = windows.view(B, Hp // Mh, Wp // Mw, Mh, Mw, C).permute(0, 1, 3, 2, 4, 5).reshape(B, Hp, Wp, C)
+    x = window_reverse(windows.reshape(-1, Mh, Mw, C), (Mh, Mw), Hp, Wp)  # (B, Hp, Wp, C)
     x = x[:, :h, :w, :]  # crop the padding
     if sh or sw:
         x = torch.roll(x, shifts=(sh, sw), dims=(1, 2))  # undo the shift
@@ -344,10 +371,7 @@ class SwinBlock(nn.Module):
         fused: bool = False,
     ):
         super().__init__()
-        if window < 1:
-            raise ValueError(f"window must be a positive integer, got {window}")
-        if not 0 <= shift < window:
-            raise ValueError(f"shift={shift} must be in [0, window={window})")
+        check_window_shift(window, shift)
         self.window = window
         self.shift = shift
         self.norm1 = nn.LayerNorm(dim)
@@ -393,7 +417,40 @@ class PatchMerging(nn.Module):
 # --- spatial-reduction attention (PVT) -------------------------------------------------------
 
 
-class SpatialReductionAttention(nn.Module):
+class ReducedKVAttention(nn.Module):
+    """Attention whose keys and values come from fewer tokens than its queries (PVT's family).
+
+    Queries keep all ``h·w`` tokens (so the output has the input's size); keys and values are
+    computed from :meth:`reduce`'s tokens, which a subclass defines. ``q``, ``kv`` and ``proj``
+    are the three linear layers (named as in PVT and timm).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        qkv_bias: bool,
+        fused: bool,
+    ):
+        super().__init__()
+        require_divides("heads", heads, dim=dim)
+        self.heads = heads
+        self.fused = fused
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def reduce(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """The tokens keys and values are computed from: ``(B, h·w, C) -> (B, S, C)``."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:  # (B, h·w, C) -> (B, h·w, C)
+        q = split_heads(self.q(x), self.heads)[0]  # (B, heads, h·w, d)
+        k, v = split_heads(self.kv(self.reduce(x, *hw)), self.heads, 2).unbind(0)  # each (B, heads, S, d)
+        return self.proj(merge_heads(attend(q, k, v, fused=self.fused)))
+
+
+class SpatialReductionAttention(ReducedKVAttention):
     """PVT's spatial-reduction attention (SRA), Wang et al., ICCV 2021, Eq. 3-4.
 
     Queries keep all ``h·w`` tokens, so the output has the input's size; keys and values come
@@ -415,22 +472,15 @@ class SpatialReductionAttention(nn.Module):
         qkv_bias: bool = True,
         fused: bool = False,
     ):
-        super().__init__()
-        _check_heads(dim, heads)
-        if sr_ratio < 1:
-            raise ValueError(f"sr_ratio must be a positive integer, got {sr_ratio}")
-        self.heads = heads
+        super().__init__(dim, heads, qkv_bias, fused)
+        require_positive(sr_ratio=sr_ratio)
         self.sr_ratio = sr_ratio
-        self.fused = fused
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
         if sr_ratio > 1:
             self.sr = nn.Conv2d(dim, dim, kernel_size=sr_ratio, stride=sr_ratio)
             self.norm = nn.LayerNorm(dim)
 
     def reduce(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        """The tokens keys and values are computed from: ``(B, h·w, C) -> (B, h'·w', C)``."""
+        """``(B, h·w, C) -> (B, h'·w', C)``: a stride-``R`` conv, then LayerNorm (``R = 1``: ``x``)."""
         if self.sr_ratio == 1:
             return x
         if self.sr_ratio > min(h, w):
@@ -440,18 +490,8 @@ class SpatialReductionAttention(nn.Module):
         x = self.sr(x).flatten(2).transpose(1, 2)  # (B, h'·w', C)
         return self.norm(x)
 
-    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        B, T, C = x.shape
-        h, w = hw
-        d = C // self.heads
-        q = self.q(x).reshape(B, T, self.heads, d).transpose(1, 2)  # (B, heads, h·w, d)
-        kv = self.kv(self.reduce(x, h, w)).reshape(B, -1, 2, self.heads, d)
-        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, h'·w', d)
-        x = attend(q, k, v, fused=self.fused).transpose(1, 2).reshape(B, T, C)
-        return self.proj(x)
 
-
-class LinearSpatialReductionAttention(nn.Module):
+class LinearSpatialReductionAttention(ReducedKVAttention):
     """PVTv2's linear SRA: keys and values from a map average-pooled to a fixed ``P x P``.
 
     Wang et al., "PVT v2", CVMJ 2022, Sec. 3.2: ``AdaptiveAvgPool2d(P)``, ``Conv2d(C, C, 1)``,
@@ -467,28 +507,17 @@ class LinearSpatialReductionAttention(nn.Module):
         qkv_bias: bool = True,
         fused: bool = False,
     ):
-        super().__init__()
-        _check_heads(dim, heads)
-        self.heads = heads
-        self.fused = fused
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        super().__init__(dim, heads, qkv_bias, fused)
         self.pool = nn.AdaptiveAvgPool2d(pool_size)
         self.sr = nn.Conv2d(dim, dim, kernel_size=1)
         self.norm = nn.LayerNorm(dim)
         self.act = nn.GELU()
 
-    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+    def reduce(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """``(B, h·w, C) -> (B, P², C)``: average pool, 1x1 conv, LayerNorm, GELU."""
         B, T, C = x.shape
-        h, w = hw
-        d = C // self.heads
-        q = self.q(x).reshape(B, T, self.heads, d).transpose(1, 2)  # (B, heads, h·w, d)
         r = self.sr(self.pool(x.transpose(1, 2).reshape(B, C, h, w)))  # (B, C, P, P)
-        r = self.act(self.norm(r.flatten(2).transpose(1, 2)))  # (B, P², C)
-        k, v = self.kv(r).reshape(B, -1, 2, self.heads, d).permute(2, 0, 3, 1, 4).unbind(0)
-        x = attend(q, k, v, fused=self.fused).transpose(1, 2).reshape(B, T, C)
-        return self.proj(x)
+        return self.act(self.norm(r.flatten(2).transpose(1, 2)))  # (B, P², C)
 
 
 class DWConvMlp(nn.Module):

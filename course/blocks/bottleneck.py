@@ -17,13 +17,15 @@ squeeze-and-excitation. Every conv is followed by a BatchNorm; convs have no bia
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Type
 
 import torch
 from torch import nn
 
+from course.blocks.conv import ConvBN, ConvBNAct
+from course.checks import check_inverted_residual, mbconv_se_width, require_positive, require_stride
+
 __all__ = [
-    "ConvBNAct",
     "InvertedResidual",
     "MBConv",
     "MobileNetV3Block",
@@ -32,21 +34,7 @@ __all__ = [
     "make_divisible",
 ]
 
-Activation = Callable[[], nn.Module]  # a class such as nn.ReLU, nn.ReLU6, nn.Hardswish
-
-
-def _positive_int(**values) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _check_kernel_stride(K: int, stride: int) -> None:
-    _positive_int(K=K, stride=stride)
-    if K % 2 == 0:
-        raise ValueError(f"K must be odd (same padding K//2 keeps the size), got K={K}")
-    if stride not in (1, 2):
-        raise ValueError(f"stride must be 1 or 2, got stride={stride}")
+Activation = Type[nn.Module]  # a class such as nn.ReLU, nn.ReLU6, nn.Hardswish
 
 
 def make_divisible(value: float, divisor: int = 8, round_limit: float = 0.9) -> int:
@@ -61,33 +49,6 @@ def make_divisible(value: float, divisor: int = 8, round_limit: float = 0.9) -> 
     if new_value < round_limit * value:
         new_value += divisor
     return new_value
-
-
-class ConvBNAct(nn.Sequential):
-    """``Conv2d(N, M, K, stride, padding=K//2, groups, bias=False)`` -> ``BatchNorm2d`` -> activation.
-
-    ``act=None`` leaves the activation out (a *linear* conv, as in the projection of an
-    inverted residual). Children: ``conv``, ``bn`` and, with an activation, ``act``.
-    """
-
-    def __init__(
-        self,
-        N: int,
-        M: int,
-        K: int = 1,
-        stride: int = 1,
-        groups: int = 1,
-        act: Optional[Activation] = nn.ReLU,
-    ):
-        super().__init__()
-        _positive_int(N=N, M=M, groups=groups)
-        _check_kernel_stride(K, stride)
-        if N % groups or M % groups:
-            raise ValueError(f"groups={groups} must divide N={N} and M={M}")
-        self.conv = nn.Conv2d(N, M, K, stride, padding=K // 2, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(M)
-        if act is not None:
-            self.act = act()
 
 
 class ResNetBottleneck(nn.Module):
@@ -107,8 +68,8 @@ class ResNetBottleneck(nn.Module):
         expansion: int = 4,
     ):
         super().__init__()
-        _positive_int(N=N, mid=mid, expansion=expansion)
-        _check_kernel_stride(3, stride)
+        require_positive(N=N, mid=mid, expansion=expansion)
+        require_stride(stride)
         M = mid * expansion
         self.conv1 = nn.Conv2d(N, mid, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(mid)
@@ -145,7 +106,7 @@ class SqueezeExcite(nn.Module):
         gate: Activation = nn.Sigmoid,
     ):
         super().__init__()
-        _positive_int(C=C, R=R)
+        require_positive(C=C, R=R)
         self.reduce = nn.Conv2d(C, R, 1)
         self.act = act()
         self.expand = nn.Conv2d(R, C, 1)
@@ -166,8 +127,8 @@ class InvertedResidual(nn.Module):
     first block, ``t = 1``). ``(B, N, H, W) -> (B, M, H/stride, W/stride)``.
 
     Children: ``expand`` (``nn.Identity`` when ``mid == N``), ``depthwise``, ``se``
-    (``nn.Identity`` when ``R == 0``), ``project``: :class:`ConvBNAct` modules and a
-    :class:`SqueezeExcite`.
+    (``nn.Identity`` when ``R == 0``), ``project``: :class:`~course.blocks.conv.ConvBNAct`
+    modules, a :class:`SqueezeExcite` and a :class:`~course.blocks.conv.ConvBN`.
     """
 
     def __init__(
@@ -182,15 +143,12 @@ class InvertedResidual(nn.Module):
         se_gate: Activation = nn.Sigmoid,
     ):
         super().__init__()
-        _positive_int(N=N, M=M, mid=mid)
-        _check_kernel_stride(K, stride)
-        if not isinstance(R, int) or isinstance(R, bool) or R < 0:
-            raise ValueError(f"R (the SE width) must be a non-negative integer (0 = no SE), got {R!r}")
+        check_inverted_residual(N, M, mid, K, stride, R)
         self.has_skip = stride == 1 and N == M
         self.expand = ConvBNAct(N, mid, 1, act=act) if mid != N else nn.Identity()
         self.depthwise = ConvBNAct(mid, mid, K, stride, groups=mid, act=act)
         self.se = SqueezeExcite(mid, R, act=nn.ReLU, gate=se_gate) if R else nn.Identity()
-        self.project = ConvBNAct(mid, M, 1, act=None)
+        self.project = ConvBN(mid, M, 1)  # linear: no activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, N, H, W)
         out = self.expand(x)  # (B, mid, H, W)
@@ -214,14 +172,7 @@ class MBConv(InvertedResidual):
         stride: int = 1,
         se_ratio: float = 0.0,
     ):
-        if not isinstance(expansion, int) or isinstance(expansion, bool) or expansion < 1:
-            raise ValueError(f"expansion must be a positive integer, got {expansion!r}")
-        if not 0 <= se_ratio <= 1:
-            raise ValueError(f"se_ratio must be in [0, 1], got {se_ratio!r}")
-        _positive_int(N=N)
-        R = int(N * se_ratio)
-        if se_ratio and R < 1:
-            raise ValueError(f"se_ratio={se_ratio} leaves no SE channel for N={N}")
+        R = mbconv_se_width(N, expansion, se_ratio)
         super().__init__(N, M, expansion * N, K, stride, act=nn.ReLU, R=R, se_gate=nn.Sigmoid)
 
 
@@ -244,6 +195,7 @@ class MobileNetV3Block(InvertedResidual):
         se: bool = False,
         act: Activation = nn.Hardswish,
     ):
-        _positive_int(mid=mid)
+        require_positive(mid=mid)
         R = make_divisible(mid / 4) if se else 0
         super().__init__(N, M, mid, K, stride, act=act, R=R, se_gate=nn.Hardsigmoid)
+

@@ -2,8 +2,9 @@
 
 Each block is a plain ``nn.Module`` (the single convolutions are ``nn.Conv2d`` with fixed
 arguments, so every tool that knows ``nn.Conv2d`` knows them). Symbols: ``N`` input channels,
-``M`` output channels, ``K`` kernel size, ``G`` groups. A bad configuration raises a
-``ValueError`` that names the offending parameter.
+``M`` output channels, ``K`` kernel size, ``G`` groups (``groups`` in code). A bad
+configuration raises a ``ValueError`` that names the offending parameter
+(:mod:`course.checks`).
 
 Their closed-form costs are in :mod:`course.cost.separable`.
 
@@ -16,36 +17,24 @@ Their closed-form costs are in :mod:`course.cost.separable`.
 * **Depthwise-separable conv** (Sifre 2014; Chollet, "Xception", CVPR 2017; Howard et al.,
   "MobileNets", arXiv:1704.04861, 2017, Fig. 3): depthwise then pointwise, each followed by
   batch norm and an activation.
+* **Conv-BN** and **conv-BN-activation** (:class:`ConvBN`, :class:`ConvBNAct`): the units
+  the other chapters' blocks are built from.
 * **Fire module** (Iandola et al., "SqueezeNet", arXiv:1602.07360, 2016, Fig. 1): squeeze
   ``1 x 1`` to few channels, then expand with ``1 x 1`` and ``3 x 3`` convs side by side.
 """
 
 from __future__ import annotations
 
-from typing import Type
+from typing import Optional, Type
 
 import torch
 from torch import nn
 
-__all__ = ["ConvBNAct", "DepthwiseConv", "DepthwiseSeparableConv", "Fire", "GroupConv", "PointwiseConv"]
+from course.checks import check_conv, require_odd, require_positive
 
-
-def _require_positive(**values: int) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _require_odd(kernel_size: int) -> None:
-    if kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be odd (for 'same' padding K // 2), got {kernel_size}")
-
-
-def _require_groups(in_channels: int, out_channels: int, groups: int) -> None:
-    if in_channels % groups:
-        raise ValueError(f"groups={groups} must divide in_channels={in_channels}")
-    if out_channels % groups:
-        raise ValueError(f"groups={groups} must divide out_channels={out_channels}")
+__all__ = [
+    "ConvBN", "ConvBNAct", "DepthwiseConv", "DepthwiseSeparableConv", "Fire", "GroupConv", "PointwiseConv",
+]
 
 
 class GroupConv(nn.Conv2d):
@@ -53,31 +42,27 @@ class GroupConv(nn.Conv2d):
 
     Shapes: ``(B, N, H, W) -> (B, M, H', W')`` with ``H' = (H - 1) // stride + 1`` ("same"
     padding ``K // 2``). Params ``K² (N/G) M``; MACs ``H' W' K² (N/G) M``: ``G`` times fewer
-    than the dense conv. ``G = 1`` is the ordinary convolution.
+    than the dense conv. ``groups = 1`` is the ordinary convolution.
 
     Papers: Krizhevsky et al., NeurIPS 2012 (two groups, one per GPU); Xie et al., ResNeXt,
     CVPR 2017 (groups as "cardinality").
 
     Raises:
-        ValueError: naming the parameter: non-positive sizes, an even ``kernel_size``, or
-            ``groups`` that does not divide ``in_channels`` or ``out_channels``.
+        ValueError: naming the parameter: non-positive sizes, an even ``K``, or ``groups``
+            that does not divide ``N`` or ``M``.
     """
 
     def __init__(
         self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 3,
-        groups: int = 1,
+        N: int,
+        M: int,
+        K: int = 3,
         stride: int = 1,
+        groups: int = 1,
         bias: bool = False,
     ):
-        _require_positive(in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size,
-                          groups=groups, stride=stride)
-        _require_odd(kernel_size)
-        _require_groups(in_channels, out_channels, groups)
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2,
-                         groups=groups, bias=bias)
+        check_conv(N, M, K, stride, groups)
+        super().__init__(N, M, K, stride, padding=K // 2, groups=groups, bias=bias)
 
 
 class DepthwiseConv(nn.Conv2d):
@@ -88,20 +73,19 @@ class DepthwiseConv(nn.Conv2d):
     conv's job.
 
     Raises:
-        ValueError: naming the parameter (non-positive sizes, even ``kernel_size``).
+        ValueError: naming the parameter (non-positive sizes, even ``K``).
     """
 
     def __init__(
         self,
-        channels: int,
-        kernel_size: int = 3,
+        N: int,
+        K: int = 3,
         stride: int = 1,
         bias: bool = False,
     ):
-        _require_positive(channels=channels, kernel_size=kernel_size, stride=stride)
-        _require_odd(kernel_size)
-        super().__init__(channels, channels, kernel_size, stride, padding=kernel_size // 2,
-                         groups=channels, bias=bias)
+        require_positive(N=N, stride=stride)
+        require_odd(K=K)
+        super().__init__(N, N, K, stride, padding=K // 2, groups=N, bias=bias)
 
 
 class PointwiseConv(nn.Conv2d):
@@ -115,37 +99,62 @@ class PointwiseConv(nn.Conv2d):
 
     def __init__(
         self,
-        in_channels: int,
-        out_channels: int,
+        N: int,
+        M: int,
         bias: bool = False,
     ):
-        _require_positive(in_channels=in_channels, out_channels=out_channels)
-        super().__init__(in_channels, out_channels, kernel_size=1, bias=bias)
+        require_positive(N=N, M=M)
+        super().__init__(N, M, kernel_size=1, bias=bias)
 
 
-class ConvBNAct(nn.Module):
-    """``conv K x K -> BatchNorm -> activation``, the unit most CNNs are built from.
+class ConvBN(nn.Sequential):
+    """``Conv2d(N, M, K, stride, padding=K//2, groups, bias=False)`` -> ``BatchNorm2d(M)``.
 
-    Shapes: ``(B, N, H, W) -> (B, M, H', W')`` ("same" padding ``K // 2``, no conv bias: the
-    batch norm's shift plays its role).
+    A *linear* unit (no activation): the projection of an inverted residual, a branch of a
+    re-parameterizable block, the depthwise conv of a ShuffleNet unit. No conv bias: the batch
+    norm's shift plays its role. Shapes: ``(B, N, H, W) -> (B, M, H', W')``. Children: ``conv``,
+    ``bn``.
+
+    Raises:
+        ValueError: naming the parameter (non-positive sizes, even ``K``, ``groups`` that does
+            not divide ``N`` or ``M``).
     """
 
     def __init__(
         self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 3,
+        N: int,
+        M: int,
+        K: int,
         stride: int = 1,
         groups: int = 1,
-        activation: Type[nn.Module] = nn.ReLU,
     ):
         super().__init__()
-        self.conv = GroupConv(in_channels, out_channels, kernel_size, groups=groups, stride=stride)
-        self.bn = nn.BatchNorm2d(out_channels)
-        self.act = activation(inplace=True)
+        check_conv(N, M, K, stride, groups)
+        self.conv = nn.Conv2d(N, M, K, stride, padding=K // 2, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(M)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, N, H, W)
-        return self.act(self.bn(self.conv(x)))  # (B, M, H', W')
+
+class ConvBNAct(ConvBN):
+    """``conv K x K -> BatchNorm -> activation``, the unit most CNNs are built from.
+
+    :class:`ConvBN` followed by ``act()`` (a class such as ``nn.ReLU``, ``nn.ReLU6``,
+    ``nn.Hardswish``); ``act=None`` leaves the activation out (then it is a :class:`ConvBN`).
+    Shapes: ``(B, N, H, W) -> (B, M, H', W')``. Children: ``conv``, ``bn`` and, with an
+    activation, ``act``.
+    """
+
+    def __init__(
+        self,
+        N: int,
+        M: int,
+        K: int,
+        stride: int = 1,
+        groups: int = 1,
+        act: Optional[Type[nn.Module]] = nn.ReLU,
+    ):
+        super().__init__(N, M, K, stride, groups)
+        if act is not None:
+            self.act = act()
 
 
 class DepthwiseSeparableConv(nn.Module):
@@ -160,28 +169,29 @@ class DepthwiseSeparableConv(nn.Module):
 
     The stride, if any, is the depthwise conv's: the pointwise conv runs at ``H' x W'``.
 
-    Shapes: ``(B, N, H, W) -> (B, M, H', W')``.
+    Shapes: ``(B, N, H, W) -> (B, M, H', W')``. Children as timm's MobileNetV1 block:
+    ``conv_dw``, ``bn_dw``, ``act_dw``, ``conv_pw``, ``bn_pw``, ``act_pw``.
 
     Args:
-        activation: ``nn.ReLU`` in the paper's text; ``nn.ReLU6`` in the authors' TF-slim
-            release and in timm (see :mod:`course.models.mobilenetv1`).
+        act: ``nn.ReLU`` in the paper's text; ``nn.ReLU6`` in the authors' TF-slim release and
+            in timm (see :mod:`course.models.mobilenetv1`); built in place, as timm does.
     """
 
     def __init__(
         self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 3,
+        N: int,
+        M: int,
+        K: int = 3,
         stride: int = 1,
-        activation: Type[nn.Module] = nn.ReLU,
+        act: Type[nn.Module] = nn.ReLU,
     ):
         super().__init__()
-        self.conv_dw = DepthwiseConv(in_channels, kernel_size, stride)
-        self.bn_dw = nn.BatchNorm2d(in_channels)
-        self.act_dw = activation(inplace=True)
-        self.conv_pw = PointwiseConv(in_channels, out_channels)
-        self.bn_pw = nn.BatchNorm2d(out_channels)
-        self.act_pw = activation(inplace=True)
+        self.conv_dw = DepthwiseConv(N, K, stride)
+        self.bn_dw = nn.BatchNorm2d(N)
+        self.act_dw = act(inplace=True)
+        self.conv_pw = PointwiseConv(N, M)
+        self.bn_pw = nn.BatchNorm2d(M)
+        self.act_pw = act(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, N, H, W)
         x = self.act_dw(self.bn_dw(self.conv_dw(x)))  # (B, N, H', W'): filter each channel
@@ -209,19 +219,18 @@ class Fire(nn.Module):
 
     def __init__(
         self,
-        in_channels: int,
-        squeeze_channels: int,
-        expand1x1_channels: int,
-        expand3x3_channels: int,
+        N: int,
+        S: int,
+        E1: int,
+        E3: int,
     ):
         super().__init__()
-        _require_positive(in_channels=in_channels, squeeze_channels=squeeze_channels,
-                          expand1x1_channels=expand1x1_channels, expand3x3_channels=expand3x3_channels)
-        self.squeeze = PointwiseConv(in_channels, squeeze_channels, bias=True)
+        require_positive(N=N, S=S, E1=E1, E3=E3)
+        self.squeeze = PointwiseConv(N, S, bias=True)
         self.squeeze_activation = nn.ReLU(inplace=True)
-        self.expand1x1 = PointwiseConv(squeeze_channels, expand1x1_channels, bias=True)
+        self.expand1x1 = PointwiseConv(S, E1, bias=True)
         self.expand1x1_activation = nn.ReLU(inplace=True)
-        self.expand3x3 = GroupConv(squeeze_channels, expand3x3_channels, kernel_size=3, bias=True)
+        self.expand3x3 = GroupConv(S, E3, K=3, bias=True)
         self.expand3x3_activation = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, N, H, W)

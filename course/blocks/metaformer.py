@@ -26,6 +26,8 @@ import torch
 from torch import nn
 
 from course.blocks.attention import Attention, SpatialReductionAttention, WindowAttention, shifted_window_attention
+from course.checks import check_window_shift
+from course.mixers import MIXER_NAMES, check_mixer_name
 
 __all__ = [
     "MIXERS",
@@ -93,8 +95,7 @@ class WindowAttentionMixer(nn.Module):
         fused: bool = False,
     ):
         super().__init__()
-        if not 0 <= shift < window:
-            raise ValueError(f"shift={shift} must be in [0, window={window})")
+        check_window_shift(window, shift)
         self.shift = shift
         self.attn = WindowAttention(dim, heads, window, fused=fused)
 
@@ -255,8 +256,9 @@ class MetaFormerBlock(nn.Module):
         return x + self.layer_scale2(self.mlp(self.norm2(x)))
 
 
-#: name -> ``factory(dim, heads, h, w, sr_ratio, shift) -> mixer``: the mixers one macro-architecture can take.
-MIXERS: Dict[str, Callable[..., nn.Module]] = {
+#: name -> ``factory(dim, heads, h, w, sr_ratio, shift) -> mixer``: the mixers one macro-architecture
+#: can take, one for each of :data:`course.mixers.MIXER_NAMES` (in that order).
+_FACTORIES: Dict[str, Callable[..., nn.Module]] = {
     "attention": lambda dim, heads, h, w, sr_ratio, shift: AttentionMixer(dim, heads),
     "window": lambda dim, heads, h, w, sr_ratio, shift: WindowAttentionMixer(dim, heads, 7, shift),
     "sra": lambda dim, heads, h, w, sr_ratio, shift: SpatialReductionMixer(dim, heads, sr_ratio),
@@ -266,15 +268,16 @@ MIXERS: Dict[str, Callable[..., nn.Module]] = {
     "dwconv": lambda dim, heads, h, w, sr_ratio, shift: DepthwiseConvMixer(dim, 7),
     "identity": lambda dim, heads, h, w, sr_ratio, shift: IdentityMixer(),
 }
+MIXERS: Dict[str, Callable[..., nn.Module]] = {name: _FACTORIES[name] for name in MIXER_NAMES}
 
 
 def make_mixer(name: str, dim: int, heads: int = 1, h: int = 56, w: int = 56, sr_ratio: int = 1,
                shift: int = 0) -> nn.Module:
-    """Build the token mixer ``name`` (one of :data:`MIXERS`) for a ``(B, dim, h, w)`` map.
+    """Build the token mixer ``name`` (one of :data:`course.mixers.MIXER_NAMES`) for a
+    ``(B, dim, h, w)`` map.
 
     ``heads`` is used by the attention mixers, ``h, w`` by the spatial MLP, ``sr_ratio`` by SRA,
     ``shift`` by window attention (0 or ``window // 2``).
     """
-    if name not in MIXERS:
-        raise ValueError(f"mixer={name!r} is not one of {sorted(MIXERS)}")
+    check_mixer_name(name)
     return MIXERS[name](dim, heads, h, w, sr_ratio, shift)

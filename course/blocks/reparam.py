@@ -22,24 +22,30 @@ So a block ``ReLU(BN(conv3x3 x) + BN(conv1x1 x) + BN(x))`` becomes ``ReLU(conv3x
   unit (Vasu et al., "MobileOne: An Improved One millisecond Mobile Backbone", CVPR 2023).
 * :func:`reparameterize_model`: calls ``reparameterize()`` on every block of a model.
 
-Each block's ``reparameterize()`` replaces its branches by one ``nn.Conv2d`` (with bias) named
-``reparam``; ``deploy=True`` builds that deploy-time form directly.
+Both blocks are a :class:`ReparamConv`, whose ``reparameterize()`` folds every branch
+(:func:`fold_bn`, :func:`pad_kernel`, :func:`identity_kernel`) and builds one ``nn.Conv2d``
+(with bias) named ``reparam`` the way :func:`fuse_conv_bn` builds its conv (:func:`conv_with`);
+``deploy=True`` builds that deploy-time form directly.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
 
+from course.blocks.bottleneck import SqueezeExcite
+from course.blocks.conv import ConvBN
+from course.checks import check_conv, require_positive
+
 __all__ = [
-    "ConvBN",
     "MobileOneBlock",
     "MobileOneUnit",
     "RepVGGBlock",
-    "SqueezeExcite",
+    "ReparamConv",
+    "conv_with",
     "fold_bn",
     "fuse_conv_bn",
     "identity_kernel",
@@ -74,18 +80,24 @@ def fold_bn(kernel: torch.Tensor, bn: nn.BatchNorm2d, conv_bias: Optional[torch.
     return kernel * t.reshape(-1, 1, 1, 1), bn.bias + t * (bias - bn.running_mean)
 
 
-def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """A new ``nn.Conv2d`` (with bias) equal to ``bn(conv(x))`` in eval mode (see :func:`fold_bn`)."""
-    fused = nn.Conv2d(
-        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-        conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
-        device=conv.weight.device, dtype=conv.weight.dtype,
+def conv_with(template: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
+    """A new ``nn.Conv2d`` with ``template``'s geometry (channels, kernel, stride, padding,
+    dilation, groups) holding ``weight`` ``(M, N/G, K, K)`` and ``bias`` ``(M,)``."""
+    conv = nn.Conv2d(
+        template.in_channels, template.out_channels, template.kernel_size, template.stride, template.padding,
+        template.dilation, template.groups, bias=True, padding_mode=template.padding_mode,
+        device=weight.device, dtype=weight.dtype,
     )
     with torch.no_grad():
-        weight, bias = fold_bn(conv.weight, bn, conv.bias)
-        fused.weight.copy_(weight)
-        fused.bias.copy_(bias)
-    return fused
+        conv.weight.copy_(weight)
+        conv.bias.copy_(bias)
+    return conv
+
+
+def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A new ``nn.Conv2d`` (with bias) equal to ``bn(conv(x))`` in eval mode (see :func:`fold_bn`)."""
+    with torch.no_grad():
+        return conv_with(conv, *fold_bn(conv.weight, bn, conv.bias))
 
 
 def pad_kernel(kernel: torch.Tensor, K: int) -> torch.Tensor:
@@ -116,77 +128,103 @@ def identity_kernel(channels: int, K: int, groups: int = 1, device=None, dtype=N
     return kernel
 
 
-# --- building blocks -------------------------------------------------------------------------
+# --- the blocks ----------------------------------------------------------------------------------
 
 
-class ConvBN(nn.Module):
-    """``BN(conv(x))``: a ``Conv2d(N, M, K, stride, padding=K//2, groups, bias=False)`` and a ``BatchNorm2d(M)``."""
+class ReparamConv(nn.Module):
+    """What every re-parameterizable conv shares: branches at train time, one conv at deploy time.
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int = 1,
-        groups: int = 1,
-    ):
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels)
+    Train time: ``act(se(sum of conv-BN branches + BN(x)))``, the identity-BN branch ``identity``
+    only when ``N == M`` and ``stride == 1``; deploy time: ``act(se(conv(x) + b))``, one ``K x K``
+    conv with bias named ``reparam``. A subclass names and builds its branches (its twin's names)
+    and lists the conv-BN ones in :meth:`conv_branches`; this class sums them, folds them
+    (:meth:`equivalent_kernel`) and swaps them for the one conv (:meth:`reparameterize`).
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(x))  # (B, N, H, W) -> (B, M, H/stride, W/stride)
-
-    def fused(self, K: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The folded ``(weight, bias)``, the kernel zero-padded to ``K x K``."""
-        weight, bias = fold_bn(self.conv.weight, self.bn)
-        return pad_kernel(weight, K), bias
-
-
-class SqueezeExcite(nn.Module):
-    """Squeeze-and-Excitation (Hu et al., CVPR 2018) as MobileOne-S4 uses it (timm's ``SEModule``).
-
-    ``x * sigmoid(fc2(ReLU(fc1(mean_hw(x)))))`` with 1x1 convs ``C -> C/16 -> C``.
-    It runs after the branches are summed, so it survives re-parameterization unchanged.
+    Args:
+        N, M, K, stride, groups: the geometry every branch shares (a 1x1 branch is padded to K).
+        deploy: build ``reparam`` directly instead of the branches.
+        branches: ``{name: module or None}`` of the train-time branches, built only when not
+            ``deploy``; the names are what :meth:`reparameterize` drops (with ``identity``).
     """
 
     def __init__(
         self,
-        channels: int,
-        reduced: int,
+        N: int,
+        M: int,
+        K: int,
+        stride: int,
+        groups: int,
+        deploy: bool,
+        branches: Callable[[], Dict[str, Optional[nn.Module]]],
     ):
         super().__init__()
-        self.fc1 = nn.Conv2d(channels, reduced, 1)
+        check_conv(N, M, K, stride, groups)
+        self.N, self.M, self.K, self.stride, self.groups = N, M, K, stride, groups
+        self.reparam: Optional[nn.Conv2d] = None  # set by reparameterize(), or at once with deploy=True
+        self.se: Optional[nn.Module] = None  # MobileOne-S4 adds a squeeze-and-excitation after the sum
+        self.identity: Optional[nn.BatchNorm2d] = None
+        if deploy:
+            self.reparam = nn.Conv2d(N, M, K, stride, K // 2, groups=groups, bias=True)
+            self.branch_names = ("identity",)
+        else:
+            self.identity = nn.BatchNorm2d(M) if N == M and stride == 1 else None
+            built = branches()
+            for name, module in built.items():
+                setattr(self, name, module)
+            self.branch_names = ("identity", *built)
         self.act = nn.ReLU(inplace=True)
-        self.fc2 = nn.Conv2d(reduced, channels, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean((2, 3), keepdim=True)  # (B, C, 1, 1)
-        s = self.fc2(self.act(self.fc1(s)))  # (B, C, 1, 1)
-        return x * torch.sigmoid(s)  # (B, C, H, W)
+    def conv_branches(self) -> List[ConvBN]:
+        """The conv-BN branches, in the order they are summed (1x1 first, as timm)."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, N, H, W) -> (B, M, H', W')
+        if self.reparam is not None:
+            out = self.reparam(x)
+        else:
+            first, *others = self.conv_branches()
+            out = first(x)
+            for branch in others:
+                out = out + branch(x)  # (B, M, H', W')
+            if self.identity is not None:
+                out = out + self.identity(x)
+        if self.se is not None:
+            out = self.se(out)
+        return self.act(out)
+
+    def equivalent_kernel(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The ``(M, N/G, K, K)`` kernel and ``(M,)`` bias of the single deploy-time conv:
+        every branch folded (:func:`fold_bn`), padded to ``K x K`` (:func:`pad_kernel`) and summed."""
+        weight, bias = 0, 0
+        for branch in self.conv_branches():
+            w, b = fold_bn(branch.conv.weight, branch.bn)
+            weight, bias = weight + pad_kernel(w, self.K), bias + b
+        if self.identity is not None:
+            eye = identity_kernel(self.M, self.K, self.groups, weight.device, weight.dtype)
+            w, b = fold_bn(eye, self.identity)
+            weight, bias = weight + w, bias + b
+        return weight, bias
+
+    @torch.no_grad()
+    def reparameterize(self) -> None:
+        """Replace the branches by one conv with bias, ``reparam`` (in place; idempotent)."""
+        if self.reparam is not None:
+            return
+        weight, bias = self.equivalent_kernel()
+        self.reparam = conv_with(self.conv_branches()[-1].conv, weight, bias)  # a K x K branch's geometry
+        for name in self.branch_names:
+            setattr(self, name, None)
 
 
-def _new_reparam_conv(template: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
-    conv = nn.Conv2d(
-        template.in_channels, template.out_channels, template.kernel_size, template.stride,
-        template.padding, groups=template.groups, bias=True,
-        device=weight.device, dtype=weight.dtype,
-    )
-    with torch.no_grad():
-        conv.weight.copy_(weight)
-        conv.bias.copy_(bias)
-    return conv
-
-
-class RepVGGBlock(nn.Module):
-    """RepVGG block (Ding et al., CVPR 2021, Fig. 2 and 4).
+class RepVGGBlock(ReparamConv):
+    """RepVGG block (Ding et al., CVPR 2021, Fig. 2 and 4): MobileOne's unit with one 3x3 branch.
 
     Train time: ``ReLU(BN(conv3x3 x) + BN(conv1x1 x) + BN(x))``; the identity branch exists
     only when ``N == M`` and ``stride == 1``. Deploy time: ``ReLU(conv3x3'(x) + b')``.
+    Children named as in the paper (and timm): ``identity``, ``conv3x3``, ``conv1x1``, ``act``.
 
     Args:
-        in_channels: N.
-        out_channels: M.
+        N, M: input and output channels.
         stride: 1 or 2 (applied by both conv branches).
         groups: G for both convs (RepVGG-A/B use 1).
         deploy: build the deploy-time form (one conv with bias) directly.
@@ -194,140 +232,59 @@ class RepVGGBlock(nn.Module):
 
     def __init__(
         self,
-        in_channels: int,
-        out_channels: int,
+        N: int,
+        M: int,
         stride: int = 1,
         groups: int = 1,
         deploy: bool = False,
     ):
-        super().__init__()
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
-        self.in_channels, self.out_channels, self.stride, self.groups = in_channels, out_channels, stride, groups
-        self.reparam: Optional[nn.Conv2d] = None
-        self.identity = self.conv3x3 = self.conv1x1 = None
-        if deploy:
-            self.reparam = nn.Conv2d(in_channels, out_channels, 3, stride, 1, groups=groups, bias=True)
-        else:
-            has_identity = in_channels == out_channels and stride == 1
-            self.identity = nn.BatchNorm2d(out_channels) if has_identity else None
-            self.conv3x3 = ConvBN(in_channels, out_channels, 3, stride, groups)
-            self.conv1x1 = ConvBN(in_channels, out_channels, 1, stride, groups)
-        self.act = nn.ReLU(inplace=True)
+        super().__init__(N, M, 3, stride, groups, deploy, lambda: {
+            "conv3x3": ConvBN(N, M, 3, stride, groups),
+            "conv1x1": ConvBN(N, M, 1, stride, groups),
+        })
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.reparam is not None:
-            return self.act(self.reparam(x))  # (B, N, H, W) -> (B, M, H', W')
-        out = self.conv1x1(x) + self.conv3x3(x)  # (B, M, H', W')
-        if self.identity is not None:
-            out += self.identity(x)
-        return self.act(out)
-
-    def equivalent_kernel(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The ``(M, N/G, 3, 3)`` kernel and ``(M,)`` bias of the single deploy-time conv."""
-        weight, bias = self.conv3x3.fused(3)
-        w1, b1 = self.conv1x1.fused(3)
-        weight, bias = weight + w1, bias + b1
-        if self.identity is not None:
-            eye = identity_kernel(self.out_channels, 3, self.groups, weight.device, weight.dtype)
-            w_id, b_id = fold_bn(eye, self.identity)
-            weight, bias = weight + w_id, bias + b_id
-        return weight, bias
-
-    @torch.no_grad()
-    def reparameterize(self) -> None:
-        """Replace the three branches by one 3x3 conv with bias (in place; idempotent)."""
-        if self.reparam is not None:
-            return
-        weight, bias = self.equivalent_kernel()
-        self.reparam = _new_reparam_conv(self.conv3x3.conv, weight, bias)
-        self.identity = self.conv3x3 = self.conv1x1 = None
+    def conv_branches(self) -> List[ConvBN]:
+        return [self.conv1x1, self.conv3x3]
 
 
-class MobileOneUnit(nn.Module):
+class MobileOneUnit(ReparamConv):
     """One re-parameterizable conv of MobileOne (Vasu et al., CVPR 2023, Fig. 3).
 
-    Train time: ``act(se(sum_k BN(convKxK_k x) + BN(conv1x1 x) + BN(x)))`` with ``k`` =
+    Train time: ``act(se(BN(conv1x1 x) + sum_k BN(convKxK_k x) + BN(x)))`` with ``k`` =
     ``num_branches`` over-parameterized KxK branches, a 1x1 "scale" branch when ``K > 1``, and an
     identity branch when ``N == M`` and ``stride == 1``. Deploy time: ``act(se(convKxK'(x) + b'))``.
 
     Args:
-        in_channels: N.
-        out_channels: M.
-        kernel_size: K (3 for the depthwise unit, 1 for the pointwise unit).
+        N, M: input and output channels.
+        K: 3 for the depthwise unit, 1 for the pointwise unit.
         stride: 1 or 2.
         groups: G (``N`` for depthwise, 1 for pointwise).
         num_branches: k, the number of KxK-BN branches (the paper's over-parameterization factor).
-        se: add a Squeeze-and-Excitation (``C -> C/16 -> C``) after the sum (MobileOne-S4).
+        se: add a Squeeze-and-Excitation (``M -> M/16 -> M``) after the sum (MobileOne-S4).
         deploy: build the deploy-time form (one conv with bias) directly.
     """
 
     def __init__(
         self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
+        N: int,
+        M: int,
+        K: int,
         stride: int = 1,
         groups: int = 1,
         num_branches: int = 1,
         se: bool = False,
         deploy: bool = False,
     ):
-        super().__init__()
-        if num_branches < 1:
-            raise ValueError(f"num_branches={num_branches} must be at least 1")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.groups = kernel_size, stride, groups
-        self.reparam: Optional[nn.Conv2d] = None
-        self.identity = self.branches = self.scale = None
-        if deploy:
-            self.reparam = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=True)
-        else:
-            has_identity = in_channels == out_channels and stride == 1
-            self.identity = nn.BatchNorm2d(out_channels) if has_identity else None
-            self.branches = nn.ModuleList(
-                ConvBN(in_channels, out_channels, kernel_size, stride, groups) for _ in range(num_branches)
-            )
-            self.scale = ConvBN(in_channels, out_channels, 1, stride, groups) if kernel_size > 1 else None
-        self.se = SqueezeExcite(out_channels, out_channels // 16) if se else nn.Identity()
-        self.act = nn.ReLU(inplace=True)
+        require_positive(num_branches=num_branches)
+        super().__init__(N, M, K, stride, groups, deploy, lambda: {
+            "branches": nn.ModuleList(ConvBN(N, M, K, stride, groups) for _ in range(num_branches)),
+            "scale": ConvBN(N, M, 1, stride, groups) if K > 1 else None,
+        })
+        if se:
+            self.se = SqueezeExcite(M, M // 16)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.reparam is not None:
-            return self.act(self.se(self.reparam(x)))  # (B, N, H, W) -> (B, M, H', W')
-        out = self.scale(x) if self.scale is not None else 0
-        for branch in self.branches:
-            out = out + branch(x)  # (B, M, H', W')
-        if self.identity is not None:
-            out = out + self.identity(x)
-        return self.act(self.se(out))
-
-    def equivalent_kernel(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The ``(M, N/G, K, K)`` kernel and ``(M,)`` bias of the single deploy-time conv."""
-        K = self.kernel_size
-        weight, bias = 0, 0
-        for branch in self.branches:
-            w, b = branch.fused(K)
-            weight, bias = weight + w, bias + b
-        if self.scale is not None:
-            w, b = self.scale.fused(K)
-            weight, bias = weight + w, bias + b
-        if self.identity is not None:
-            eye = identity_kernel(self.out_channels, K, self.groups, weight.device, weight.dtype)
-            w, b = fold_bn(eye, self.identity)
-            weight, bias = weight + w, bias + b
-        return weight, bias
-
-    @torch.no_grad()
-    def reparameterize(self) -> None:
-        """Replace all branches by one KxK conv with bias (in place; idempotent)."""
-        if self.reparam is not None:
-            return
-        weight, bias = self.equivalent_kernel()
-        self.reparam = _new_reparam_conv(self.branches[0].conv, weight, bias)
-        self.identity = self.branches = self.scale = None
+    def conv_branches(self) -> List[ConvBN]:
+        return ([self.scale] if self.scale is not None else []) + list(self.branches)
 
 
 class MobileOneBlock(nn.Module):
@@ -339,8 +296,7 @@ class MobileOneBlock(nn.Module):
     conv, so the deploy-time block is depthwise 3x3 + ReLU + 1x1 + ReLU, MobileNetV1's block.
 
     Args:
-        in_channels: N.
-        out_channels: M.
+        N, M: input and output channels.
         stride: the depthwise unit's stride.
         num_branches: k.
         se: Squeeze-and-Excitation in both units (MobileOne-S4's last blocks).
@@ -349,16 +305,16 @@ class MobileOneBlock(nn.Module):
 
     def __init__(
         self,
-        in_channels: int,
-        out_channels: int,
+        N: int,
+        M: int,
         stride: int = 1,
         num_branches: int = 1,
         se: bool = False,
         deploy: bool = False,
     ):
         super().__init__()
-        self.depthwise = MobileOneUnit(in_channels, in_channels, 3, stride, in_channels, num_branches, se, deploy)
-        self.pointwise = MobileOneUnit(in_channels, out_channels, 1, 1, 1, num_branches, se, deploy)
+        self.depthwise = MobileOneUnit(N, N, 3, stride, N, num_branches, se, deploy)
+        self.pointwise = MobileOneUnit(N, M, 1, 1, 1, num_branches, se, deploy)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pointwise(self.depthwise(x))  # (B, N, H, W) -> (B, N, H', W') -> (B, M, H', W')

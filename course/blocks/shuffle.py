@@ -16,7 +16,10 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ChannelShuffle", "ShuffleV1Unit", "ShuffleV2Unit", "channel_shuffle", "conv_bn"]
+from course.blocks.conv import ConvBN, ConvBNAct
+from course.checks import check_shuffle_v1_unit, check_shuffle_v2_unit, require_divides, require_positive
+
+__all__ = ["ChannelShuffle", "ShuffleV1Unit", "ShuffleV2Unit", "channel_shuffle"]
 
 
 def channel_shuffle(x: Tensor, groups: int) -> Tensor:
@@ -32,8 +35,7 @@ def channel_shuffle(x: Tensor, groups: int) -> Tensor:
         ValueError: when ``groups`` is not a positive integer dividing the channels.
     """
     B, C, H, W = x.shape
-    if not isinstance(groups, int) or groups < 1 or C % groups:
-        raise ValueError(f"groups={groups!r} must be a positive integer dividing the channels C={C}")
+    require_divides("groups", groups, channels=C)
     x = x.view(B, groups, C // groups, H, W)  # (B, G, C/G, H, W)
     x = x.transpose(1, 2).contiguous()  # (B, C/G, G, H, W), copied into the new order
     return x.view(B, C, H, W)  # (B, C, H, W)
@@ -44,8 +46,7 @@ class ChannelShuffle(nn.Module):
 
     def __init__(self, groups: int):
         super().__init__()
-        if not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"groups={groups!r} must be a positive integer")
+        require_positive(groups=groups)
         self.groups = groups
 
     def forward(self, x: Tensor) -> Tensor:
@@ -53,26 +54,6 @@ class ChannelShuffle(nn.Module):
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}"
-
-
-def conv_bn(
-    N: int,
-    M: int,
-    K: int = 1,
-    stride: int = 1,
-    groups: int = 1,
-    relu: bool = True,
-) -> nn.Sequential:
-    """``Conv2d(N, M, K, stride, padding=K//2, groups, bias=False)``, ``BatchNorm2d(M)`` and an optional ReLU."""
-    layers = [nn.Conv2d(N, M, K, stride, K // 2, groups=groups, bias=False), nn.BatchNorm2d(M)]
-    if relu:
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
-
-
-def _check_stride(stride: int) -> None:
-    if stride not in (1, 2):
-        raise ValueError(f"stride={stride!r} must be 1 or 2")
 
 
 class ShuffleV1Unit(nn.Module):
@@ -109,30 +90,12 @@ class ShuffleV1Unit(nn.Module):
         group_first: bool = True,
     ):
         super().__init__()
-        _check_stride(stride)
-        if not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"groups={groups!r} must be a positive integer")
-        if bottleneck is None:
-            bottleneck = M // 4
-        if bottleneck < 1:
-            raise ValueError(f"bottleneck={bottleneck} must be positive")
-        if stride == 1 and N != M:
-            raise ValueError(f"at stride 1 the shortcut is an addition: N={N} must equal M={M}")
-        if stride == 2 and M <= N:
-            raise ValueError(f"at stride 2 the branch adds M - N channels to the N pooled ones: M={M} must exceed N={N}")
-        branch_out = M if stride == 1 else M - N
-        first_groups = groups if group_first else 1
-        if N % first_groups:
-            raise ValueError(f"groups={groups} must divide the input channels N={N}")
-        if bottleneck % groups:
-            raise ValueError(f"groups={groups} must divide the bottleneck channels bottleneck={bottleneck}")
-        if branch_out % groups:
-            raise ValueError(f"groups={groups} must divide the branch's output channels ({branch_out} = M - N at stride 2, else M)")
+        bottleneck, branch_out, first_groups = check_shuffle_v1_unit(N, M, groups, stride, bottleneck, group_first)
         self.stride = stride
-        self.reduce = conv_bn(N, bottleneck, 1, groups=first_groups)
+        self.reduce = ConvBNAct(N, bottleneck, 1, groups=first_groups, act=nn.ReLU)
         self.shuffle = ChannelShuffle(groups) if first_groups > 1 else nn.Identity()
-        self.depthwise = conv_bn(bottleneck, bottleneck, 3, stride, groups=bottleneck, relu=False)
-        self.expand = conv_bn(bottleneck, branch_out, 1, groups=groups, relu=False)
+        self.depthwise = ConvBN(bottleneck, bottleneck, 3, stride, groups=bottleneck)
+        self.expand = ConvBN(bottleneck, branch_out, 1, groups=groups)
         self.shortcut = nn.AvgPool2d(3, stride=2, padding=1) if stride == 2 else nn.Identity()
         self.relu = nn.ReLU(inplace=True)
 
@@ -176,13 +139,7 @@ class ShuffleV2Unit(nn.Module):
         stride: int = 1,
     ):
         super().__init__()
-        _check_stride(stride)
-        if stride == 1 and N % 2:
-            raise ValueError(f"N={N} must be even: the channel split cuts the input in two halves")
-        if M % 2:
-            raise ValueError(f"M={M} must be even: the output is the concatenation of two halves")
-        if stride == 1 and N != M:
-            raise ValueError(f"at stride 1 the unit keeps its width: N={N} must equal M={M}")
+        check_shuffle_v2_unit(N, M, stride)
         half = M // 2
         self.stride = stride
         if stride == 1:

@@ -447,14 +447,14 @@ def compare_with_twin(name: str, seed: int = 0, batch: int = 2, size: Optional[i
 
     Returns ``{"course": model, "twin": twin, "course_params", "twin_params", "max_abs_diff", "input"}``.
     """
-    from course.models import create_model, zoo
+    from course.models import create_model, load_twin_weights, zoo
     from course.models.twins import create_twin
 
     entry = zoo[name]
     model = create_model(name).eval()
     twin = create_twin(entry).eval()
     randomize_weights(twin, seed)
-    entry.twin_weights(model, twin)
+    load_twin_weights(model, twin, name)
     size = size or entry.input_size
     x = _seeded(batch, 3, size, size, seed=seed + 1)
     with torch.no_grad():

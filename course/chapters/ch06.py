@@ -16,6 +16,7 @@ import torch
 
 from course.cost import attention as formulas
 from course.cost.metaformer import metaformer_cost, most_params_mixer  # noqa: F401  (ch06.* in the notebook)
+from course.mixers import MIXER_NAMES, check_mixer_name
 
 __all__ = [
     "MIXER_TABLE",
@@ -28,8 +29,8 @@ __all__ = [
     "most_params_mixer",
 ]
 
-#: Recent vision backbones seen as MetaFormers: (model, token mixer, this course's mixer name,
-#: this course's zoo name or None, reference).
+#: Recent vision backbones seen as MetaFormers: (model, token mixer, this course's mixer name
+#: (one of :data:`course.mixers.MIXER_NAMES`), this course's zoo name or None, reference).
 MIXER_TABLE = (
     ("ViT / DeiT", "global multi-head self-attention", "attention", "vit_small_patch16_224",
      "Dosovitskiy et al., ICLR 2021; Touvron et al., ICML 2021"),
@@ -43,6 +44,8 @@ MIXER_TABLE = (
     ("ConvNeXt", "7 x 7 depthwise convolution", "dwconv", None, "Liu et al., CVPR 2022"),
     ("(baseline)", "identity: no token mixing", "identity", None, "Yu et al., CVPR 2022, Table 5"),
 )
+for _row in MIXER_TABLE:  # the course's mixer of every model is one of the registry's
+    check_mixer_name(_row[2])
 
 
 def mixer_table() -> List[dict]:
@@ -51,7 +54,7 @@ def mixer_table() -> List[dict]:
     return [dict(zip(keys, row)) for row in MIXER_TABLE]
 
 
-def mixer_costs(h: int = 56, C: int = 64, heads: int = 2, sr_ratio: int = 8, names: Sequence[str] = formulas.MIXER_NAMES):
+def mixer_costs(h: int = 56, C: int = 64, heads: int = 2, sr_ratio: int = 8, names: Sequence[str] = MIXER_NAMES):
     """Each mixer alone on a seeded ``(1, C, h, h)`` map: formula and counter side by side.
 
     Returns one dict per mixer: ``mixer, params, macs`` (formula), ``counted_macs``,
@@ -72,7 +75,7 @@ def mixer_costs(h: int = 56, C: int = 64, heads: int = 2, sr_ratio: int = 8, nam
 
 
 def compare_mixers(
-    names: Sequence[str] = formulas.MIXER_NAMES,
+    names: Sequence[str] = MIXER_NAMES,
     depths: Sequence[int] = (2, 2, 6, 2),
     dims: Sequence[int] = (64, 128, 320, 512),
     img_size: int = 224,
@@ -128,7 +131,7 @@ def metaformer_explorer(measure: bool = True, budget_s: float = 0.3):
     from course.models.metaformer import metaformer
 
     controls = {
-        "mixer": {"options": list(formulas.MIXER_NAMES), "default": "pool"},
+        "mixer": {"options": list(MIXER_NAMES), "default": "pool"},
         "depth1": (1, 6, 1, 2),
         "depth2": (1, 6, 1, 2),
         "depth3": (1, 18, 1, 6),

@@ -16,7 +16,9 @@ from __future__ import annotations
 import math
 from typing import Tuple
 
-from course.cost.formulas import Cost, _require_positive
+from course.checks import require_divides, require_positive
+from course.cost.formulas import Cost
+from course.mixers import MIXER_NAMES, check_mixer_name
 
 __all__ = [
     "attention_scores_bytes",
@@ -41,9 +43,8 @@ def global_attention(h: int, w: int, C: int, heads: int = 1, qkv_bias: bool = Tr
       for ``A V``, ``T·C²`` for the output projection. ``heads`` does not change the MACs.
     * params ``= 4·C² + 4·C`` (``3C`` qkv bias when ``qkv_bias``, ``C`` projection bias).
     """
-    _require_positive(h=h, w=w, C=C, heads=heads, batch=batch)
-    if C % heads:
-        raise ValueError(f"heads={heads} must divide the embedding dim C={C}")
+    require_positive(h=h, w=w, C=C, batch=batch)
+    require_divides("heads", heads, C=C)
     T = h * w
     return Cost(
         macs=batch * (4 * T * C * C + 2 * T * T * C),
@@ -75,9 +76,8 @@ def window_attention(h: int, w: int, C: int, heads: int = 1, window: int = 7, qk
 
     The shift changes neither: it only moves tokens and adds a mask.
     """
-    _require_positive(h=h, w=w, C=C, heads=heads, window=window, batch=batch)
-    if C % heads:
-        raise ValueError(f"heads={heads} must divide the embedding dim C={C}")
+    require_positive(h=h, w=w, C=C, window=window, batch=batch)
+    require_divides("heads", heads, C=C)
     Mh, Mw, Hp, Wp = window_padding(h, w, window)
     tokens = Hp * Wp
     return Cost(
@@ -103,9 +103,8 @@ def spatial_reduction_attention(h: int, w: int, C: int, heads: int = 1, sr_ratio
     Raises:
         ValueError: when ``R`` is larger than the map (no token left for K and V).
     """
-    _require_positive(h=h, w=w, C=C, heads=heads, sr_ratio=sr_ratio, batch=batch)
-    if C % heads:
-        raise ValueError(f"heads={heads} must divide the embedding dim C={C}")
+    require_positive(h=h, w=w, C=C, sr_ratio=sr_ratio, batch=batch)
+    require_divides("heads", heads, C=C)
     if sr_ratio > min(h, w):
         raise ValueError(f"sr_ratio={sr_ratio} is larger than the {h} x {w} map: no token left for K and V")
     T = h * w
@@ -126,7 +125,7 @@ def linear_spatial_reduction_attention(h: int, w: int, C: int, heads: int = 1, p
       V, and the attention, which is linear in ``T``.
     * params ``= 4·C² + 4·C + C² + C`` (1x1 conv) ``+ 2·C`` (LayerNorm).
     """
-    _require_positive(h=h, w=w, C=C, heads=heads, pool_size=pool_size, batch=batch)
+    require_positive(h=h, w=w, C=C, heads=heads, pool_size=pool_size, batch=batch)
     T, P2 = h * w, pool_size * pool_size
     macs = 2 * T * C * C + P2 * C * C + 2 * P2 * C * C + 2 * T * P2 * C
     params = _linear_params(C, C, qkv_bias) + _linear_params(C, 2 * C, qkv_bias) + _linear_params(C, C) + C * C + C + 2 * C
@@ -139,17 +138,14 @@ def attention_scores_bytes(queries: int, keys: int, heads: int, batch: int = 1, 
     The unfused attention keeps it (and its softmax) in memory: at ViT-B/16 on a 1280 x 1280
     input (6400 tokens, 12 heads) one block's scores take ``12 · 6400² · 4`` bytes, about 2 GB.
     """
-    _require_positive(queries=queries, keys=keys, heads=heads, batch=batch)
+    require_positive(queries=queries, keys=keys, heads=heads, batch=batch)
     return batch * heads * queries * keys * bytes_per_element
-
-
-#: The token mixers :func:`mixer` knows (the names of :data:`course.blocks.metaformer.MIXERS`).
-MIXER_NAMES = ("attention", "window", "sra", "pool", "spatial_mlp", "shift", "dwconv", "identity")
 
 
 def mixer(name: str, h: int, w: int, C: int, heads: int = 1, sr_ratio: int = 1, window: int = 7,
           kernel: int = 7, batch: int = 1) -> Cost:
-    """Cost of the MetaFormer token mixer ``name`` on a ``(B, C, h, w)`` map.
+    """Cost of the MetaFormer token mixer ``name`` (one of :data:`course.mixers.MIXER_NAMES`)
+    on a ``(B, C, h, w)`` map.
 
     ================  ==========================================  =======================
     name              MACs                                        params
@@ -164,7 +160,8 @@ def mixer(name: str, h: int, w: int, C: int, heads: int = 1, sr_ratio: int = 1, 
     ``identity``      0                                           0
     ================  ==========================================  =======================
     """
-    _require_positive(h=h, w=w, C=C, batch=batch)
+    check_mixer_name(name)
+    require_positive(h=h, w=w, C=C, batch=batch)
     T = h * w
     shape = (batch, C, h, w)
     if name == "attention":
@@ -177,8 +174,6 @@ def mixer(name: str, h: int, w: int, C: int, heads: int = 1, sr_ratio: int = 1, 
         cost = Cost()
     elif name == "spatial_mlp":
         cost = Cost(macs=batch * C * T * T, params=T * T + T)
-    elif name == "dwconv":
+    else:  # "dwconv"
         cost = Cost(macs=batch * kernel * kernel * T * C, params=kernel * kernel * C + C)
-    else:
-        raise ValueError(f"mixer name={name!r} is not one of {list(MIXER_NAMES)}")
     return Cost(macs=cost.macs, params=cost.params, activations=batch * T * C, out_shape=shape)

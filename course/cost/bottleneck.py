@@ -21,7 +21,8 @@ MACs in short (``H', W'`` after the stride, ``R`` the SE width):
 
 from __future__ import annotations
 
-from course.cost.formulas import Cost, _require_positive, conv2d, conv_output_size
+from course.checks import check_inverted_residual, mbconv_se_width, require_positive, require_stride
+from course.cost.formulas import Cost, conv2d, conv_output_size
 
 __all__ = [
     "batch_norm",
@@ -39,7 +40,7 @@ _BYTES = 4  # float32
 
 def batch_norm(H: int, W: int, C: int, batch: int = 1) -> Cost:
     """Inference-time ``BatchNorm2d(C)`` on ``(B, C, H, W)``: ``2·B·C·H·W`` element-wise, ``2·C`` params."""
-    _require_positive(H=H, W=W, C=C, batch=batch)
+    require_positive(H=H, W=W, C=C, batch=batch)
     n = batch * C * H * W
     return Cost(
         params=2 * C,
@@ -77,14 +78,6 @@ def _conv_bn_act(H, W, N, M, K, stride=1, groups=1, act=True, batch=1) -> Cost:
     return cost + _elementwise(conv.out_shape) if act else cost
 
 
-def _check_kernel_stride(K: int, stride: int) -> None:
-    _require_positive(K=K, stride=stride)
-    if K % 2 == 0:
-        raise ValueError(f"K must be odd (same padding K//2 keeps the size), got K={K}")
-    if stride not in (1, 2):
-        raise ValueError(f"stride must be 1 or 2, got stride={stride}")
-
-
 def squeeze_excite(H: int, W: int, C: int, R: int, batch: int = 1) -> Cost:
     """Squeeze-and-excitation on ``(B, C, H, W)`` with squeeze width ``R``.
 
@@ -93,7 +86,7 @@ def squeeze_excite(H: int, W: int, C: int, R: int, batch: int = 1) -> Cost:
     * element-wise: ``B·C·H·W`` (average) + ``R + C`` (biases) + ``R + C`` (activation,
       gate) + ``B·C·H·W`` (scale), per image
     """
-    _require_positive(H=H, W=W, C=C, R=R, batch=batch)
+    require_positive(H=H, W=W, C=C, R=R, batch=batch)
     x = (batch, C, H, W)
     n = batch * C * H * W
     squeeze = Cost(
@@ -125,10 +118,8 @@ def inverted_residual(
     * plus the element-wise work of three batch norms, two activations, the SE and the
       residual add (when ``stride == 1`` and ``N == M``).
     """
-    _require_positive(H=H, W=W, N=N, M=M, mid=mid, batch=batch)
-    _check_kernel_stride(K, stride)
-    if not isinstance(R, int) or isinstance(R, bool) or R < 0:
-        raise ValueError(f"R (the SE width) must be a non-negative integer (0 = no SE), got {R!r}")
+    require_positive(H=H, W=W, batch=batch)
+    check_inverted_residual(N, M, mid, K, stride, R)
     cost = Cost()
     if mid != N:
         cost = cost + _conv_bn_act(H, W, N, mid, 1, batch=batch)
@@ -156,14 +147,7 @@ def mbconv(
 ) -> Cost:
     """Cost of :class:`course.blocks.bottleneck.MBConv`: :func:`inverted_residual` with
     ``mid = expansion·N`` and ``R = int(se_ratio·N)``."""
-    if not isinstance(expansion, int) or isinstance(expansion, bool) or expansion < 1:
-        raise ValueError(f"expansion must be a positive integer, got {expansion!r}")
-    if not 0 <= se_ratio <= 1:
-        raise ValueError(f"se_ratio must be in [0, 1], got {se_ratio!r}")
-    _require_positive(N=N)
-    R = int(N * se_ratio)
-    if se_ratio and R < 1:
-        raise ValueError(f"se_ratio={se_ratio} leaves no SE channel for N={N}")
+    R = mbconv_se_width(N, expansion, se_ratio)
     return inverted_residual(H, W, N, M, expansion * N, K, stride, R, batch)
 
 
@@ -181,7 +165,7 @@ def mobilenetv3_block(
     """Cost of :class:`course.blocks.bottleneck.MobileNetV3Block`: :func:`inverted_residual`
     with ``R = se_width(mid)`` (``make_divisible(mid / 4)``) when ``se``. Hard-swish and
     ReLU cost the same here (one operation per element)."""
-    _require_positive(mid=mid)
+    require_positive(mid=mid)
     return inverted_residual(H, W, N, M, mid, K, stride, se_width(mid) if se else 0, batch)
 
 
@@ -209,8 +193,8 @@ def resnet_bottleneck(
     * params ``= N·mid + 9·mid² + mid·M + 2·(2·mid + M) (+ N·M + 2·M projection)``
     * plus three (four) batch norms, three ReLUs and the residual add.
     """
-    _require_positive(H=H, W=W, N=N, mid=mid, expansion=expansion, batch=batch)
-    _check_kernel_stride(3, stride)
+    require_positive(H=H, W=W, N=N, mid=mid, expansion=expansion, batch=batch)
+    require_stride(stride)
     M = mid * expansion
     H_out, W_out = conv_output_size(H, 3, stride, 1), conv_output_size(W, 3, stride, 1)
     out = (batch, M, H_out, W_out)

@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Tuple
 
+from course.checks import require_divides, require_positive
+
 
 @dataclass(frozen=True)
 class Cost:
@@ -105,12 +107,6 @@ class Cost:
         }
 
 
-def _require_positive(**values: int) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def conv_output_size(size: int, K: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
     """Output length of a convolution along one axis.
 
@@ -119,7 +115,7 @@ def conv_output_size(size: int, K: int, stride: int = 1, padding: int = 0, dilat
     Raises:
         ValueError: when the (dilated) kernel does not fit in the padded input.
     """
-    _require_positive(size=size, K=K, stride=stride, dilation=dilation)
+    require_positive(size=size, K=K, stride=stride, dilation=dilation)
     if not isinstance(padding, int) or padding < 0:
         raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
     span = dilation * (K - 1) + 1
@@ -165,11 +161,8 @@ def conv2d(
         ValueError: naming the parameter, for non-positive sizes, channels not divisible by
             ``groups``, or a kernel that does not fit.
     """
-    _require_positive(H=H, W=W, N=N, M=M, K=K, groups=groups, batch=batch)
-    if N % groups:
-        raise ValueError(f"groups={groups} must divide the input channels N={N}")
-    if M % groups:
-        raise ValueError(f"groups={groups} must divide the output channels M={M}")
+    require_positive(H=H, W=W, N=N, M=M, K=K, batch=batch)
+    require_divides("groups", groups, N=N, M=M)
     if padding is None:
         padding = same_padding(K, dilation)
     H_out = conv_output_size(H, K, stride, padding, dilation)
@@ -206,7 +199,7 @@ def linear(
     * output ``(batch, tokens, M)`` (``(batch, M)`` when ``tokens == 1``)
     * elementwise ``= T · M`` when there is a bias, else 0
     """
-    _require_positive(in_features=in_features, out_features=out_features, tokens=tokens, batch=batch)
+    require_positive(in_features=in_features, out_features=out_features, tokens=tokens, batch=batch)
     rows = batch * tokens
     weight = in_features * out_features
     bias_params = out_features if bias else 0

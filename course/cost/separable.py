@@ -28,7 +28,8 @@ from __future__ import annotations
 from dataclasses import replace
 from fractions import Fraction
 
-from course.cost.formulas import Cost, _require_positive, conv2d
+from course.checks import require_divides, require_positive
+from course.cost.formulas import Cost, conv2d
 
 __all__ = ["depthwise_conv", "fire", "group_conv", "pointwise_conv", "separable_conv", "separable_ratio"]
 
@@ -56,11 +57,7 @@ def group_conv(
     Raises:
         ValueError: naming the parameter, e.g. ``G`` not dividing ``N`` or ``M``.
     """
-    _require_positive(G=G)
-    if N % G:
-        raise ValueError(f"G={G} must divide the input channels N={N}")
-    if M % G:
-        raise ValueError(f"G={G} must divide the output channels M={M}")
+    require_divides("G", G, N=N, M=M)
     return conv2d(H, W, N, M, K, stride=stride, padding=K // 2, groups=G, bias=bias, batch=batch)
 
 
@@ -150,7 +147,7 @@ def fire(
     * elementwise ``= 2 B H W (S + E1 + E3)`` (bias adds and ReLUs)
     * output ``(B, E1 + E3, H, W)``; the concatenation moves data but does no arithmetic.
     """
-    _require_positive(S=S, E1=E1, E3=E3)
+    require_positive(S=S, E1=E1, E3=E3)
     squeeze = conv2d(H, W, N, S, 1, padding=0, bias=True, batch=batch)
     expand1 = conv2d(H, W, S, E1, 1, padding=0, bias=True, batch=batch)
     expand3 = conv2d(H, W, S, E3, 3, padding=1, bias=True, batch=batch)
@@ -164,5 +161,5 @@ def separable_ratio(M: int, K: int) -> Fraction:
     ``(H'W' K² N + H'W' N M) / (H'W' K² N M) = 1/M + 1/K²``: ``N`` and the resolution cancel.
     Returned as an exact :class:`~fractions.Fraction` (``float(...)`` for a number).
     """
-    _require_positive(M=M, K=K)
+    require_positive(M=M, K=K)
     return Fraction(1, M) + Fraction(1, K * K)

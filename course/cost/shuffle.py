@@ -30,7 +30,8 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from course.cost.formulas import Cost, _require_positive, conv2d, conv_output_size
+from course.checks import check_shuffle_v1_unit, check_shuffle_v2_unit, require_divides, require_positive
+from course.cost.formulas import Cost, conv2d, conv_output_size
 
 __all__ = [
     "group_conv_mac",
@@ -48,7 +49,7 @@ POOL_WINDOW = 9  # 3x3 average pooling reads 9 elements per output
 
 def memory_access_cost(h: int, w: int, c1: int, c2: int) -> int:
     """MAC of a 1x1 conv ``c1 -> c2`` on ``h x w``: ``h w (c1 + c2) + c1 c2`` elements."""
-    _require_positive(h=h, w=w, c1=c1, c2=c2)
+    require_positive(h=h, w=w, c1=c1, c2=c2)
     return h * w * (c1 + c2) + c1 * c2
 
 
@@ -57,7 +58,7 @@ def mac_lower_bound(h: int, w: int, B: float) -> float:
 
     Reached at ``c1 = c2 = sqrt(B / (h w))`` (AM-GM: ``c1 + c2 >= 2 sqrt(c1 c2)``).
     """
-    _require_positive(h=h, w=w)
+    require_positive(h=h, w=w)
     if B <= 0:
         raise ValueError(f"B={B!r} must be positive")
     return 2 * math.sqrt(h * w * B) + B / (h * w)
@@ -69,9 +70,8 @@ def group_conv_mac(h: int, w: int, c1: int, c2: int, groups: int) -> int:
     Raises:
         ValueError: naming ``groups`` when it does not divide ``c1`` and ``c2``.
     """
-    _require_positive(h=h, w=w, c1=c1, c2=c2, groups=groups)
-    if c1 % groups or c2 % groups:
-        raise ValueError(f"groups={groups} must divide c1={c1} and c2={c2}")
+    require_positive(h=h, w=w, c1=c1, c2=c2)
+    require_divides("groups", groups, c1=c1, c2=c2)
     return h * w * (c1 + c2) + c1 * c2 // groups
 
 
@@ -121,24 +121,8 @@ def shuffle_v1_unit(
     Raises:
         ValueError: as the unit does, naming the parameter.
     """
-    _require_positive(H=H, W=W, N=N, M=M, groups=groups, batch=batch)
-    if stride not in (1, 2):
-        raise ValueError(f"stride={stride!r} must be 1 or 2")
-    m = M // 4 if bottleneck is None else bottleneck
-    if m < 1:
-        raise ValueError(f"bottleneck={m} must be positive")
-    if stride == 1 and N != M:
-        raise ValueError(f"at stride 1 the shortcut is an addition: N={N} must equal M={M}")
-    if stride == 2 and M <= N:
-        raise ValueError(f"at stride 2 M={M} must exceed N={N}")
-    branch = M if stride == 1 else M - N
-    first_groups = groups if group_first else 1
-    if N % first_groups:
-        raise ValueError(f"groups={groups} must divide the input channels N={N}")
-    if m % groups:
-        raise ValueError(f"groups={groups} must divide the bottleneck channels bottleneck={m}")
-    if branch % groups:
-        raise ValueError(f"groups={groups} must divide the branch's output channels ({branch})")
+    require_positive(H=H, W=W, batch=batch)
+    m, branch, first_groups = check_shuffle_v1_unit(N, M, groups, stride, bottleneck, group_first)
     Ho, Wo = conv_output_size(H, 3, stride, 1), conv_output_size(W, 3, stride, 1)
     cost = _conv(H, W, N, m, 1, groups=first_groups, batch=batch) + _bn(m, H, W, batch)
     cost = cost + _elementwise(batch * m * H * W)  # ReLU
@@ -161,7 +145,7 @@ def shuffle_v1_unit_paper_macs(h: int, w: int, c: int, m: int, g: int) -> int:
 
     Zhang et al., CVPR 2018, Sec. 3.3 (``c`` channels, bottleneck ``m``, ``g`` groups).
     """
-    _require_positive(h=h, w=w, c=c, m=m, g=g)
+    require_positive(h=h, w=w, c=c, m=m, g=g)
     if (c * m) % g:
         raise ValueError(f"g={g} must divide the channels c={c} and bottleneck m={m}")
     return h * w * (2 * c * m // g + 9 * m)
@@ -186,15 +170,8 @@ def shuffle_v2_unit(
     Raises:
         ValueError: as the unit does, naming the parameter.
     """
-    _require_positive(H=H, W=W, N=N, M=M, batch=batch)
-    if stride not in (1, 2):
-        raise ValueError(f"stride={stride!r} must be 1 or 2")
-    if stride == 1 and N % 2:
-        raise ValueError(f"N={N} must be even: the channel split cuts the input in two halves")
-    if M % 2:
-        raise ValueError(f"M={M} must be even: the output is the concatenation of two halves")
-    if stride == 1 and N != M:
-        raise ValueError(f"at stride 1 the unit keeps its width: N={N} must equal M={M}")
+    require_positive(H=H, W=W, batch=batch)
+    check_shuffle_v2_unit(N, M, stride)
     c = M // 2
     Ho, Wo = conv_output_size(H, 3, stride, 1), conv_output_size(W, 3, stride, 1)
     cost = Cost()

@@ -2,10 +2,11 @@
 
 Like ``timm.create_model``::
 
-    from course.models import create_model, list_models, zoo
+    from course.models import create_model, list_models, load_twin_weights, zoo
     model = create_model("mobilenetv2_100")
     zoo["mobilenetv2_100"].twin      # "timm:mobilenetv2_100"
     zoo["mobilenetv2_100"].paper     # params, MACs, ImageNet top-1, citation
+    load_twin_weights(model, twin, "mobilenetv2_100")  # twin = course.models.twins.create_twin(...)
 
 Every module of this package that defines models registers them with
 :func:`course.models.zoo.register_model`; they are imported on first use of the zoo.
@@ -22,7 +23,7 @@ from torch import nn
 
 from course.models.zoo import ZOO, Paper, ZooEntry, register_model
 
-_NOT_MODELS = {"zoo", "twins"}
+_NOT_MODELS = {"zoo", "twins", "efficientnet_names"}
 _loaded = False
 
 
@@ -67,4 +68,20 @@ def create_model(name: str, **kwargs) -> nn.Module:
     return zoo[name].builder(**kwargs)
 
 
-__all__ = ["Paper", "ZooEntry", "create_model", "list_models", "register_model", "zoo"]
+def load_twin_weights(model: nn.Module, twin: nn.Module, name: str) -> None:
+    """Copy ``twin``'s parameters and buffers into ``model``, the zoo's model ``name``, through
+    the name mapping its file documents (``zoo[name].twin_mapping``).
+
+    Raises:
+        ValueError: when ``name`` has no twin, or naming the first tensor that is unmapped,
+            missing or of another shape (:func:`course.models.twins.copy_state_by_name`).
+    """
+    from course.models.twins import copy_state_by_name
+
+    entry = zoo[name]
+    if entry.twin_mapping is None:
+        raise ValueError(f"model {name!r} has no twin")
+    copy_state_by_name(model, twin, entry.twin_mapping(model, twin))
+
+
+__all__ = ["Paper", "ZooEntry", "create_model", "list_models", "load_twin_weights", "register_model", "zoo"]

@@ -1,20 +1,20 @@
 """PoolFormer and a generic MetaFormer: one macro-architecture, any token mixer.
 
 Yu, Luo, Zhou, Si, Zhou, Wang, Feng, Yan, "MetaFormer Is Actually What You Need for Vision",
-CVPR 2022. Tensor order matches timm's ``MetaFormer`` (``poolformer_s12``), so a twin's
-weights copy over by registration order. One difference from the paper's code, which timm
-made too: the final norm is a LayerNorm applied *after* global average pooling.
+CVPR 2022. Tensor names are timm's ``MetaFormer`` (``poolformer_s12``)'s but for the stem, the
+downsampling convs and the head (:func:`twin_mapping`). One difference from the paper's code,
+which timm made too: the final norm is a LayerNorm applied *after* global average pooling.
 """
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Dict, Sequence, Union
 
 import torch
 from torch import nn
 
 from course.blocks.metaformer import MetaFormerBlock, make_mixer
-from course.models.twins import copy_state_by_order
+from course.models.twins import rename_prefixes
 from course.models.zoo import Paper, register_model
 
 POOLFORMER = (
@@ -31,7 +31,7 @@ class MetaFormer(nn.Module):
 
     Args:
         mixers: one mixer name for every stage (``"pool"``), or four names, from
-            :data:`course.blocks.metaformer.MIXERS`.
+            :data:`course.mixers.MIXER_NAMES`.
         depths, dims: blocks and channels per stage.
         head_dim: channels per attention head (heads = dim // head_dim) for attention mixers.
         sr_ratios: spatial-reduction ratios for ``"sra"``, per stage.
@@ -92,8 +92,12 @@ def metaformer(mixer: Union[str, Sequence[str]] = "pool", **kwargs) -> MetaForme
     return MetaFormer(mixer, **kwargs)
 
 
-def _copy(model: nn.Module, twin: nn.Module) -> None:
-    copy_state_by_order(model, twin)
+def twin_mapping(model: nn.Module, twin: nn.Module) -> Dict[str, str]:
+    """``{course name: timm name}``: timm wraps the stem and downsampling convs (``.conv``) and
+    keeps the final norm in its head (``head.norm``, ``head.fc``)."""
+    renames = {"stem": "stem.conv", "norm": "head.norm", "head": "head.fc"}
+    renames.update({f"stages.{i}.downsample": f"stages.{i}.downsample.conv" for i in range(1, 4)})
+    return rename_prefixes(model, renames)
 
 
 @register_model(
@@ -102,7 +106,7 @@ def _copy(model: nn.Module, twin: nn.Module) -> None:
     paper=Paper(12.0, 1.8, 77.2, POOLFORMER, 224, "MACs"),
     family="MetaFormer",
     chapter=6,
-    twin_weights=_copy,
+    twin_mapping=twin_mapping,
 )
 def poolformer_s12(**kwargs) -> MetaFormer:
     """PoolFormer-S12: pooling mixer, depths (2, 2, 6, 2), dims (64, 128, 320, 512)."""

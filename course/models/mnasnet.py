@@ -5,16 +5,23 @@ timm's ``mnasnet_100`` is MnasNet-**B1** (no SE); MnasNet-A1 is ``semnasnet_100`
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 from torch import nn
 
-from course.blocks.bottleneck import ConvBNAct, MBConv
-from course.models.mobilenetv2 import copy_timm_weights
+from course.blocks.bottleneck import MBConv
+from course.blocks.conv import ConvBNAct
+from course.models.efficientnet_names import efficientnet_mapping
 from course.models.zoo import Paper, register_model
 
-__all__ = ["MnasNetA1"]
+__all__ = ["MnasNetA1", "twin_mapping"]
+
+
+def twin_mapping(model: nn.Module, twin: nn.Module) -> Dict[str, str]:
+    """``{course name: timm name}`` for ``semnasnet_100``: timm's EfficientNet-family names
+    (:func:`~course.models.efficientnet_names.efficientnet_mapping`)."""
+    return efficientnet_mapping(twin)
 
 #: Tan et al. 2019, Figure 7(a): (t expansion, K kernel, c channels, n repeats, s stride, SE ratio).
 #: t = 1 is the "SepConv" block (depthwise + linear 1x1, no expansion conv).
@@ -77,7 +84,7 @@ class MnasNetA1(nn.Module):
     ),
     family="MnasNet",
     chapter=4,
-    twin_weights=copy_timm_weights,
+    twin_mapping=twin_mapping,
 )
 def mnasnet_a1(num_classes: int = 1000) -> MnasNetA1:
     """MnasNet-A1 at 224: 3,887,038 parameters and 311.6M MACs (SE and classifier included),

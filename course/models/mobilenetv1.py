@@ -17,16 +17,16 @@ Two knobs trade accuracy for cost (paper Section 3.3-3.4):
   It is a property of the input, not of the model (global pooling accepts any size).
 
 **Differences from the paper, and why.** The twin is timm's ``mobilenetv1_100``; the course
-model matches it exactly (same parameters, same outputs after :func:`load_twin_weights`):
+model matches it exactly (same parameters, same outputs after copying weights by :func:`twin_mapping`):
 
 * activation: the paper's text says ReLU; the authors' TF-slim release
   (``tensorflow/models/research/slim/nets/mobilenet_v1.py``) and timm use **ReLU6**, so the
-  default here is ``nn.ReLU6``; ``activation=nn.ReLU`` gives the paper's text. Parameters
+  default here is ``nn.ReLU6``; ``act=nn.ReLU`` gives the paper's text. Parameters
   and MACs are the same either way.
 * paper Table 1 prints the second-to-last depthwise conv as "s2", but its input and output are
   both 7x7: it is stride 1 (as in the TF-slim release and timm).
 
-**Twin name mapping** (:func:`twin_name_map`): ``stem.conv`` -> ``conv_stem``, ``stem.bn`` ->
+**Twin name mapping** (:func:`twin_mapping`): ``stem.conv`` -> ``conv_stem``, ``stem.bn`` ->
 ``bn1``; block ``blocks.i`` (``i = 0..12``) -> ``blocks.s.j`` (timm groups the 13 blocks in
 stages of 1, 2, 2, 6, 2, a new stage at each stride-2 block), with ``conv_dw`` -> ``conv_dw``,
 ``bn_dw`` -> ``bn1``, ``conv_pw`` -> ``conv_pw``, ``bn_pw`` -> ``bn2``; ``classifier`` ->
@@ -35,18 +35,17 @@ stages of 1, 2, 2, 6, 2, a new stage at each stride-2 block), with ``conv_dw`` -
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple, Type
+from typing import Dict, List, Optional, Tuple, Type
 
 import torch
 from torch import nn
 
 from course.blocks.conv import ConvBNAct, DepthwiseSeparableConv
-from course.models.twins import copy_state_by_name
 from course.models.zoo import Paper, register_model
 
 __all__ = [
-    "LAYERS", "PAPER_TABLE6", "PAPER_TABLE7", "MobileNetV1", "input_resolution", "load_twin_weights",
-    "mobilenetv1_025", "mobilenetv1_050", "mobilenetv1_075", "mobilenetv1_100", "twin_name_map", "width",
+    "LAYERS", "PAPER_TABLE6", "PAPER_TABLE7", "MobileNetV1", "input_resolution",
+    "mobilenetv1_025", "mobilenetv1_050", "mobilenetv1_075", "mobilenetv1_100", "twin_mapping", "width",
 ]
 
 #: Paper Table 1 after the stem: (stride of the depthwise conv, output channels), 13 blocks.
@@ -90,7 +89,7 @@ class MobileNetV1(nn.Module):
         alpha: width multiplier in (0, 1] (the paper uses 1, 0.75, 0.5, 0.25); larger values
             are allowed (timm has ``mobilenetv1_125``).
         num_classes: 1000 for ImageNet.
-        activation: ``nn.ReLU6`` (TF-slim release, timm) or ``nn.ReLU`` (paper's text).
+        act: ``nn.ReLU6`` (TF-slim release, timm) or ``nn.ReLU`` (paper's text).
 
     Raises:
         ValueError: for ``alpha <= 0`` or ``num_classes < 1``.
@@ -100,7 +99,7 @@ class MobileNetV1(nn.Module):
         self,
         alpha: float = 1.0,
         num_classes: int = 1000,
-        activation: Type[nn.Module] = nn.ReLU6,
+        act: Type[nn.Module] = nn.ReLU6,
     ):
         super().__init__()
         if not alpha > 0:
@@ -109,11 +108,11 @@ class MobileNetV1(nn.Module):
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
         self.alpha = alpha
         channels = width(STEM_CHANNELS, alpha)
-        self.stem = ConvBNAct(3, channels, kernel_size=3, stride=2, activation=activation)
+        self.stem = ConvBNAct(3, channels, 3, stride=2, act=act)
         blocks = []
         for stride, out_channels in LAYERS:
             out_channels = width(out_channels, alpha)
-            blocks.append(DepthwiseSeparableConv(channels, out_channels, 3, stride, activation=activation))
+            blocks.append(DepthwiseSeparableConv(channels, out_channels, 3, stride, act=act))
             channels = out_channels
         self.blocks = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -141,9 +140,9 @@ def _timm_block_names() -> List[str]:
     return names
 
 
-def twin_name_map(model: MobileNetV1) -> Dict[str, str]:
+def twin_mapping(model: MobileNetV1, twin: Optional[nn.Module] = None) -> Dict[str, str]:
     """``{course state-dict name: timm state-dict name}`` for every tensor of ``model``
-    (the rules are in this module's docstring)."""
+    (the rules are in this module's docstring; they need no look at the ``twin``)."""
     timm_blocks = _timm_block_names()
     mapping = {}
     for key in model.state_dict():
@@ -156,16 +155,6 @@ def twin_name_map(model: MobileNetV1) -> Dict[str, str]:
             theirs = key
         mapping[key] = theirs
     return mapping
-
-
-def load_twin_weights(model: MobileNetV1, twin: nn.Module) -> None:
-    """Copy timm's ``mobilenetv1_*`` weights and batch-norm statistics into ``model`` by
-    :func:`twin_name_map`.
-
-    Raises:
-        ValueError: when a tensor is missing on either side or has another shape.
-    """
-    copy_state_by_name(model, twin, twin_name_map(model))
 
 
 _CITATION = (
@@ -204,25 +193,25 @@ def _paper(alpha: float) -> Paper:
 
 
 @register_model("mobilenetv1_100", twin="timm:mobilenetv1_100", paper=_paper(1.0), family="MobileNet",
-                chapter=2, twin_weights=load_twin_weights)
-def mobilenetv1_100(num_classes: int = 1000, activation: Type[nn.Module] = nn.ReLU6) -> MobileNetV1:
+                chapter=2, twin_mapping=twin_mapping)
+def mobilenetv1_100(num_classes: int = 1000, act: Type[nn.Module] = nn.ReLU6) -> MobileNetV1:
     """MobileNetV1, alpha = 1 (paper: 4.2 M params, 569 M MACs, 70.6% top-1)."""
-    return MobileNetV1(alpha=1.0, num_classes=num_classes, activation=activation)
+    return MobileNetV1(alpha=1.0, num_classes=num_classes, act=act)
 
 
 @register_model("mobilenetv1_075", paper=_paper(0.75), family="MobileNet", chapter=2)
-def mobilenetv1_075(num_classes: int = 1000, activation: Type[nn.Module] = nn.ReLU6) -> MobileNetV1:
+def mobilenetv1_075(num_classes: int = 1000, act: Type[nn.Module] = nn.ReLU6) -> MobileNetV1:
     """MobileNetV1, alpha = 0.75 (paper: 2.6 M params, 325 M MACs, 68.4% top-1)."""
-    return MobileNetV1(alpha=0.75, num_classes=num_classes, activation=activation)
+    return MobileNetV1(alpha=0.75, num_classes=num_classes, act=act)
 
 
 @register_model("mobilenetv1_050", paper=_paper(0.5), family="MobileNet", chapter=2)
-def mobilenetv1_050(num_classes: int = 1000, activation: Type[nn.Module] = nn.ReLU6) -> MobileNetV1:
+def mobilenetv1_050(num_classes: int = 1000, act: Type[nn.Module] = nn.ReLU6) -> MobileNetV1:
     """MobileNetV1, alpha = 0.5 (paper: 1.3 M params, 149 M MACs, 63.7% top-1)."""
-    return MobileNetV1(alpha=0.5, num_classes=num_classes, activation=activation)
+    return MobileNetV1(alpha=0.5, num_classes=num_classes, act=act)
 
 
 @register_model("mobilenetv1_025", paper=_paper(0.25), family="MobileNet", chapter=2)
-def mobilenetv1_025(num_classes: int = 1000, activation: Type[nn.Module] = nn.ReLU6) -> MobileNetV1:
+def mobilenetv1_025(num_classes: int = 1000, act: Type[nn.Module] = nn.ReLU6) -> MobileNetV1:
     """MobileNetV1, alpha = 0.25 (paper: 0.5 M params, 41 M MACs, 50.6% top-1)."""
-    return MobileNetV1(alpha=0.25, num_classes=num_classes, activation=activation)
+    return MobileNetV1(alpha=0.25, num_classes=num_classes, act=act)

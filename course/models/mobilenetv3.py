@@ -25,11 +25,12 @@ from typing import Dict, List, Tuple
 import torch
 from torch import nn
 
-from course.blocks.bottleneck import ConvBNAct, MobileNetV3Block
-from course.models.mobilenetv2 import TIMM_TOP_LEVEL, copy_timm_weights
+from course.blocks.bottleneck import MobileNetV3Block
+from course.blocks.conv import ConvBNAct
+from course.models.efficientnet_names import TIMM_TOP_LEVEL, efficientnet_mapping
 from course.models.zoo import Paper, register_model
 
-__all__ = ["MobileNetV3", "MOBILENETV3_LARGE", "MOBILENETV3_SMALL"]
+__all__ = ["MobileNetV3", "MOBILENETV3_LARGE", "MOBILENETV3_SMALL", "twin_mapping"]
 
 RE, HS = nn.ReLU, nn.Hardswish
 
@@ -110,9 +111,10 @@ class MobileNetV3(nn.Module):
 TIMM_TOP_LEVEL_V3: Dict[str, str] = {**TIMM_TOP_LEVEL, "conv_head": "head"}
 
 
-def copy_timm_weights_v3(model: nn.Module, twin: nn.Module) -> None:
-    """:func:`course.models.mobilenetv2.copy_timm_weights` with ``conv_head -> head``."""
-    copy_timm_weights(model, twin, TIMM_TOP_LEVEL_V3)
+def twin_mapping(model: nn.Module, twin: nn.Module) -> Dict[str, str]:
+    """``{course name: timm name}``: timm's EfficientNet-family names
+    (:func:`~course.models.efficientnet_names.efficientnet_mapping`) with ``conv_head -> head``."""
+    return efficientnet_mapping(twin, TIMM_TOP_LEVEL_V3)
 
 
 _CITATION = (
@@ -134,7 +136,7 @@ _CITATION = (
     ),
     family="MobileNet",
     chapter=4,
-    twin_weights=copy_timm_weights_v3,
+    twin_mapping=twin_mapping,
 )
 def mobilenetv3_large_100(num_classes: int = 1000) -> MobileNetV3:
     """MobileNetV3-Large 1.0 at 224 (Table 1); see the module docstring for the gaps to the paper."""
@@ -154,7 +156,7 @@ def mobilenetv3_large_100(num_classes: int = 1000) -> MobileNetV3:
     ),
     family="MobileNet",
     chapter=4,
-    twin_weights=copy_timm_weights_v3,
+    twin_mapping=twin_mapping,
 )
 def mobilenetv3_small_100(num_classes: int = 1000) -> MobileNetV3:
     """MobileNetV3-Small 1.0 at 224 (Table 2, without SE on the last 1x1 conv, like the twins)."""

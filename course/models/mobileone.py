@@ -13,26 +13,29 @@ Train-time and deploy-time variants are **separate zoo names**: ``mobileone_s0``
 
 Twins: timm's ``mobileone_s0`` ... ``mobileone_s4`` (``timm/models/byobnet.py``), where each
 unit is its own block: course ``stages.i.j.depthwise`` is timm ``stages.i.(2j)`` and
-``stages.i.j.pointwise`` is timm ``stages.i.(2j+1)``; other names map by :data:`TIMM_NAMES`.
+``stages.i.j.pointwise`` is timm ``stages.i.(2j+1)``; other names map by :data:`TIMM_NAMES`
+(:func:`twin_mapping`).
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from course.blocks.reparam import MobileOneBlock, MobileOneUnit
-from course.models.repvgg import copy_twin_weights
-from course.models.zoo import Paper, register_model
+from course.models.zoo import Paper, register_train_and_deploy
 
 #: Course name part -> timm name part (after the depthwise/pointwise renumbering).
 TIMM_NAMES: Dict[str, str] = {
     "branches": "conv_kxk",
     "scale": "conv_scale",
     "se": "attn",
+    "reduce": "fc1",  # inside the squeeze-and-excitation
+    "expand": "fc2",
     "reparam": "reparam_conv",
     "fc": "head.fc",
 }
@@ -103,9 +106,9 @@ def timm_key(key: str) -> str:
     return ".".join(TIMM_NAMES.get(part, part) for part in key.split("."))
 
 
-def copy_mobileone_weights(model: nn.Module, twin: nn.Module) -> None:
-    """Copy timm's MobileOne weights into the course model (mapping: :func:`timm_key`)."""
-    copy_twin_weights(model, twin, key_map=timm_key)
+def twin_mapping(model: nn.Module, twin: Optional[nn.Module] = None) -> Dict[str, str]:
+    """``{course name: timm name}`` by :func:`timm_key` (train-time and deploy-time models alike)."""
+    return {key: timm_key(key) for key in model.state_dict()}
 
 
 # --- the zoo ---------------------------------------------------------------------------------
@@ -121,26 +124,14 @@ CONFIGS: Dict[str, Tuple] = {
 DEPTHS = (2, 8, 10, 1)
 
 
-def _register(name: str, deploy: bool) -> None:
-    widths, stem, k, se_blocks, params_m, macs_g, top1 = CONFIGS[name]
-    zoo_name = name + ("_deploy" if deploy else "")
-
-    def build(num_classes: int = 1000, **kwargs) -> MobileOne:
-        return MobileOne(DEPTHS, widths, stem, k, se_blocks, num_classes=num_classes, deploy=deploy, **kwargs)
-
-    build.__name__ = zoo_name
-    build.__doc__ = f"MobileOne-{name[-2:].upper()} ({'deploy' if deploy else 'train'}-time), paper configuration."
-    register_model(
-        zoo_name,
-        twin=f"timm:{name}",
-        paper=Paper(params_m, macs_g, top1, _CITATION, 224, "FLOPs (M) = multiply-adds, deploy-time"),
+for _name, (_widths, _stem, _k, _se_blocks, _params_m, _macs_g, _top1) in CONFIGS.items():
+    register_train_and_deploy(
+        _name,
+        functools.partial(MobileOne, DEPTHS, _widths, _stem, _k, _se_blocks),
+        f"MobileOne-{_name[-2:].upper()}",
+        twin=f"timm:{_name}",
+        paper=Paper(_params_m, _macs_g, _top1, _CITATION, 224, "FLOPs (M) = multiply-adds, deploy-time"),
         family="MobileOne",
         chapter=7,
-        twin_weights=copy_mobileone_weights,
-        deploy=deploy,
-    )(build)
-
-
-for _name in CONFIGS:
-    _register(_name, deploy=False)
-    _register(_name, deploy=True)
+        twin_mapping=twin_mapping,
+    )

@@ -4,19 +4,18 @@
   Versatile Backbone for Dense Prediction without Convolutions", ICCV 2021. No timm twin
   (timm has only v2): checked against the paper's parameters and MACs.
 * PVTv2: Wang, Xie, Li, Fan, Song, Liang, Lu, Luo, Shao, "PVT v2: Improved Baselines with
-  Pyramid Vision Transformer", Computational Visual Media 8(3), 2022. Tensor order matches
-  timm's ``PyramidVisionTransformerV2``, so a twin's weights copy over by registration order.
+  Pyramid Vision Transformer", Computational Visual Media 8(3), 2022. Tensor names are timm's
+  ``PyramidVisionTransformerV2``'s (:func:`twin_mapping`).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Dict, Sequence
 
 import torch
 from torch import nn
 
 from course.blocks.attention import PatchEmbed, PVTBlock
-from course.models.twins import copy_state_by_order
 from course.models.zoo import Paper, register_model
 
 PVT_V1 = (
@@ -148,8 +147,9 @@ class PyramidVisionTransformer(nn.Module):
         return self.head(x.mean(dim=(2, 3)))  # global average pool, (B, classes)
 
 
-def _copy(model: nn.Module, twin: nn.Module) -> None:
-    copy_state_by_order(model, twin)
+def twin_mapping(model: nn.Module, twin: nn.Module) -> Dict[str, str]:
+    """``{course name: timm name}`` for PVTv2: every name is the same."""
+    return {key: key for key in model.state_dict()}
 
 
 @register_model(
@@ -172,7 +172,7 @@ def pvt_tiny(**kwargs) -> PyramidVisionTransformer:
     paper=Paper(3.4, 0.6, 70.5, PVT_V2, 224, "GFLOPs (= multiply-adds)"),
     family="PVT",
     chapter=5,
-    twin_weights=_copy,
+    twin_mapping=twin_mapping,
 )
 def pvt_v2_b0(**kwargs) -> PyramidVisionTransformer:
     """PVTv2-B0: dims (32, 64, 160, 256), depths (2, 2, 2, 2), heads (1, 2, 5, 8),

@@ -10,20 +10,20 @@ per block) and ``repvgg_a0_deploy`` (one 3x3 conv with bias per block, what
 :func:`course.blocks.reparam.reparameterize_model` turns ``repvgg_a0`` into).
 
 Twins: timm's ``repvgg_a0``, ``repvgg_a1``, ``repvgg_b0`` (``timm/models/byobnet.py``); the
-deploy twin is timm's model after ``timm.utils.reparameterize_model``. :func:`copy_twin_weights`
+deploy twin is timm's model after ``timm.utils.reparameterize_model``. :func:`twin_mapping`
 maps names explicitly (see :data:`TIMM_NAMES`).
 """
 
 from __future__ import annotations
 
-import copy
-from typing import Dict, Sequence, Tuple
+import functools
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from course.blocks.reparam import RepVGGBlock
-from course.models.zoo import Paper, register_model
+from course.models.zoo import Paper, register_train_and_deploy
 
 #: Course name part -> timm name part, applied to every dotted component of a state-dict key.
 TIMM_NAMES: Dict[str, str] = {
@@ -78,39 +78,10 @@ class RepVGG(nn.Module):
         return self.fc(self.pool(x).flatten(1))  # -> (B, num_classes)
 
 
-def _timm_key(key: str, renames: Dict[str, str]) -> str:
-    return ".".join(renames.get(part, part) for part in key.split("."))
-
-
-def copy_twin_weights(model: nn.Module, twin: nn.Module, renames: Dict[str, str] = TIMM_NAMES, key_map=None) -> None:
-    """Copy the timm twin's parameters and buffers into ``model``, by explicit name mapping.
-
-    Each course key becomes the twin's key by ``key_map(key)`` (default: renaming each dotted
-    part with ``renames``). If ``model`` is deploy-time and ``twin`` still has branches, a copy of
-    the twin is re-parameterized first (``timm.utils.reparameterize_model``). Raises
-    ``ValueError`` naming the first key that is missing or has another shape.
-    """
-    key_map = key_map or (lambda k: _timm_key(k, renames))
-    ours = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    deploy = not any(k.endswith("bn.running_mean") for k in ours)
-    theirs = twin.state_dict()
-    if deploy and any(k.endswith("bn.running_mean") for k in theirs):
-        from timm.utils import reparameterize_model as timm_reparameterize
-
-        theirs = timm_reparameterize(copy.deepcopy(twin).eval()).state_dict()
-    theirs = {k: v for k, v in theirs.items() if not k.endswith("num_batches_tracked") and not k.endswith("id_tensor")}
-    mapped = {}
-    for key, value in ours.items():
-        name = key_map(key)
-        if name not in theirs:
-            raise ValueError(f"course key {key!r} maps to {name!r}, which the twin does not have")
-        if theirs[name].shape != value.shape:
-            raise ValueError(f"shape mismatch: course {key} {tuple(value.shape)} vs twin {name} {tuple(theirs[name].shape)}")
-        mapped[key] = theirs[name]
-    unused = set(theirs) - {key_map(k) for k in ours}
-    if unused:
-        raise ValueError(f"the twin has tensors the course model lacks, e.g. {sorted(unused)[0]!r}")
-    model.load_state_dict(mapped, strict=False)
+def twin_mapping(model: nn.Module, twin: Optional[nn.Module] = None) -> Dict[str, str]:
+    """``{course name: timm name}``: every dotted part of a name renamed by :data:`TIMM_NAMES`
+    (train-time and deploy-time models alike; the deploy twin is re-parameterized by timm)."""
+    return {key: ".".join(TIMM_NAMES.get(part, part) for part in key.split(".")) for key in model.state_dict()}
 
 
 # --- the zoo ---------------------------------------------------------------------------------
@@ -123,26 +94,14 @@ CONFIGS: Dict[str, Tuple[Tuple[int, ...], Tuple[int, ...], int, float, float, fl
 }
 
 
-def _register(name: str, deploy: bool) -> None:
-    depths, widths, stem, params_m, macs_g, top1 = CONFIGS[name]
-    zoo_name = name + ("_deploy" if deploy else "")
-
-    def build(num_classes: int = 1000, **kwargs) -> RepVGG:
-        return RepVGG(depths, widths, stem, num_classes=num_classes, deploy=deploy, **kwargs)
-
-    build.__name__ = zoo_name
-    build.__doc__ = f"RepVGG-{name[-2:].upper()} ({'deploy' if deploy else 'train'}-time), paper configuration."
-    register_model(
-        zoo_name,
-        twin=f"timm:{name}",
-        paper=Paper(params_m, macs_g, top1, _CITATION, 224, "Theo FLOPs (B) = multiply-adds, deploy-time, 1 decimal"),
+for _name, (_depths, _widths, _stem, _params_m, _macs_g, _top1) in CONFIGS.items():
+    register_train_and_deploy(
+        _name,
+        functools.partial(RepVGG, _depths, _widths, _stem),
+        f"RepVGG-{_name[-2:].upper()}",
+        twin=f"timm:{_name}",
+        paper=Paper(_params_m, _macs_g, _top1, _CITATION, 224, "Theo FLOPs (B) = multiply-adds, deploy-time, 1 decimal"),
         family="RepVGG",
         chapter=7,
-        twin_weights=copy_twin_weights,
-        deploy=deploy,
-    )(build)
-
-
-for _name in CONFIGS:
-    _register(_name, deploy=False)
-    _register(_name, deploy=True)
+        twin_mapping=twin_mapping,
+    )

@@ -21,13 +21,13 @@ ShuffleNet V2 (Ma et al., ECCV 2018, Table 5)::
 with stage widths 0.5x: 48, 96, 192, 1024; 1x: 116, 232, 464, 1024; 1.5x: 176, 352, 704, 1024;
 2x: 244, 488, 976, 2048. Twin: torchvision's ``shufflenet_v2_x0_5`` ... ``x2_0``.
 
-Name mapping torchvision -> course (:func:`torchvision_to_course_name`), index for index
-inside each ``nn.Sequential``::
+Name mapping torchvision -> course (:func:`torchvision_to_course_name`; :func:`twin_mapping`
+gives it the other way round), index for index inside each unit's ``nn.Sequential``::
 
-    conv1.*                 -> stem.*
+    conv1.0.*, conv1.1.*    -> stem.conv.*, stem.bn.*
     stage{s}.{i}.branch1.*  -> stages.{s-2}.{i}.left.*
     stage{s}.{i}.branch2.*  -> stages.{s-2}.{i}.right.*
-    conv5.*                 -> head.*
+    conv5.0.*, conv5.1.*    -> head.conv.*, head.bn.*
     fc.*                    -> classifier.*
 """
 
@@ -38,7 +38,8 @@ from typing import Dict, Sequence, Tuple
 
 from torch import Tensor, nn
 
-from course.blocks.shuffle import ShuffleV1Unit, ShuffleV2Unit, conv_bn
+from course.blocks.conv import ConvBNAct
+from course.blocks.shuffle import ShuffleV1Unit, ShuffleV2Unit
 from course.models.zoo import Paper, register_model
 
 __all__ = [
@@ -46,8 +47,8 @@ __all__ = [
     "ShuffleNetV2",
     "V1_CHANNELS",
     "V2_CHANNELS",
-    "load_torchvision_weights",
     "torchvision_to_course_name",
+    "twin_mapping",
     "v1_stem_width",
 ]
 
@@ -106,7 +107,7 @@ class ShuffleNetV1(nn.Module):
         if groups not in V1_CHANNELS:
             raise ValueError(f"groups={groups!r} must be one of {sorted(V1_CHANNELS)} (the paper's Table 1)")
         stem = v1_stem_width(scale)
-        self.stem = conv_bn(3, stem, 3, stride=2)
+        self.stem = ConvBNAct(3, stem, 3, stride=2)
         self.pool = nn.MaxPool2d(3, stride=2, padding=1)
         stages, N = [], stem
         for index, (width, repeats) in enumerate(zip(V1_CHANNELS[groups], REPEATS)):
@@ -147,7 +148,7 @@ class ShuffleNetV2(nn.Module):
         if width not in V2_CHANNELS:
             raise ValueError(f"width={width!r} must be one of {sorted(V2_CHANNELS)} (the paper's Table 5)")
         *stage_widths, head = V2_CHANNELS[width]
-        self.stem = conv_bn(3, 24, 3, stride=2)
+        self.stem = ConvBNAct(3, 24, 3, stride=2)
         self.pool = nn.MaxPool2d(3, stride=2, padding=1)
         stages, N = [], 24
         for M, repeats in zip(stage_widths, REPEATS):
@@ -155,7 +156,7 @@ class ShuffleNetV2(nn.Module):
             stages.append(nn.Sequential(*units))
             N = M
         self.stages = nn.Sequential(*stages)
-        self.head = conv_bn(N, head, 1)
+        self.head = ConvBNAct(N, head, 1)
         self.classifier = nn.Linear(head, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:  # x: (B, 3, 224, 224)
@@ -169,10 +170,12 @@ class ShuffleNetV2(nn.Module):
 # --- weights from the torchvision twin ----------------------------------------------------------
 
 _RULES: Sequence[Tuple[str, str]] = (
-    (r"^conv1\.", "stem."),
+    (r"^conv1\.0\.", "stem.conv."),
+    (r"^conv1\.1\.", "stem.bn."),
     (r"^stage(\d)\.(\d+)\.branch1\.", "stages.{s}.{i}.left."),
     (r"^stage(\d)\.(\d+)\.branch2\.", "stages.{s}.{i}.right."),
-    (r"^conv5\.", "head."),
+    (r"^conv5\.0\.", "head.conv."),
+    (r"^conv5\.1\.", "head.bn."),
     (r"^fc\.", "classifier."),
 )
 
@@ -195,14 +198,10 @@ def torchvision_to_course_name(name: str) -> str:
     raise ValueError(f"no mapping for torchvision tensor name={name!r}")
 
 
-def load_torchvision_weights(course_model: nn.Module, twin: nn.Module) -> None:
-    """Copy torchvision ShuffleNetV2 ``twin``'s parameters and buffers into ``course_model``.
-
-    Every twin tensor is renamed by :func:`torchvision_to_course_name`; the load is strict, so
-    a tensor missing on either side, or of another shape, raises.
-    """
-    state = {torchvision_to_course_name(k): v for k, v in twin.state_dict().items()}
-    course_model.load_state_dict(state, strict=True)
+def twin_mapping(model: nn.Module, twin: nn.Module) -> Dict[str, str]:
+    """``{course name: torchvision name}`` for every tensor of the torchvision ShuffleNetV2
+    ``twin`` (:func:`torchvision_to_course_name`, turned around)."""
+    return {torchvision_to_course_name(key): key for key in twin.state_dict()}
 
 
 # --- the zoo -------------------------------------------------------------------------------------
@@ -282,7 +281,7 @@ def _register_v2(width: float) -> None:
     builder.__doc__ = f"ShuffleNet V2 {width}x (Ma et al., ECCV 2018)."
     register_model(
         name, twin=f"torchvision:{name}", paper=paper, family="ShuffleNet", chapter=3,
-        twin_weights=load_torchvision_weights,
+        twin_mapping=twin_mapping,
     )(builder)
 
 

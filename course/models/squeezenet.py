@@ -12,7 +12,7 @@ network has no fully connected layer: ``conv10`` (1x1, 512 -> 1000 classes) then
 average pooling.
 
 **Twins**: torchvision's ``squeezenet1_0`` and ``squeezenet1_1``. Name mapping
-(:func:`twin_name_map`): the paper-named layers of ``features`` and ``classifier`` map, in
+(:func:`twin_mapping`): the paper-named layers of ``features`` and ``classifier`` map, in
 order, to torchvision's numbered ones (``features.conv1`` -> ``features.0``,
 ``features.fire2`` -> ``features.3``, ..., ``classifier.conv10`` -> ``classifier.1``); inside
 a Fire module the names are the same (``squeeze``, ``expand1x1``, ``expand3x3``).
@@ -30,16 +30,15 @@ ported from the authors' Caffe model).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
 
 from course.blocks.conv import Fire
-from course.models.twins import copy_state_by_name
 from course.models.zoo import Paper, register_model
 
-__all__ = ["SqueezeNet", "squeezenet1_0", "squeezenet1_1", "twin_name_map", "load_twin_weights"]
+__all__ = ["SqueezeNet", "squeezenet1_0", "squeezenet1_1", "twin_mapping"]
 
 
 def _maxpool() -> nn.MaxPool2d:
@@ -125,7 +124,7 @@ def _features_1_1() -> "OrderedDict[str, nn.Module]":
     )
 
 
-def twin_name_map(model: SqueezeNet) -> Dict[str, str]:
+def twin_mapping(model: SqueezeNet, twin: Optional[nn.Module] = None) -> Dict[str, str]:
     """``{course state-dict name: torchvision state-dict name}`` for every tensor of ``model``.
 
     ``features.<paper name>.<rest>`` -> ``features.<position>.<rest>`` and
@@ -142,15 +141,6 @@ def twin_name_map(model: SqueezeNet) -> Dict[str, str]:
         part, name, rest = key.split(".", 2)
         mapping[key] = f"{part}.{index[(part, name)]}.{rest}"
     return mapping
-
-
-def load_twin_weights(model: SqueezeNet, twin: nn.Module) -> None:
-    """Copy torchvision's SqueezeNet weights into ``model`` by :func:`twin_name_map`.
-
-    Raises:
-        ValueError: when a mapped tensor is missing in the twin or has another shape.
-    """
-    copy_state_by_name(model, twin, twin_name_map(model))
 
 
 _CITATION = (
@@ -177,7 +167,7 @@ _TORCHVISION = (
     ),
     family="SqueezeNet",
     chapter=2,
-    twin_weights=load_twin_weights,
+    twin_mapping=twin_mapping,
 )
 def squeezenet1_0(num_classes: int = 1000, dropout: float = 0.5) -> SqueezeNet:
     """SqueezeNet 1.0 (paper Table 1): 1.25 M parameters, 0.82 G MACs at 224x224."""
@@ -199,7 +189,7 @@ def squeezenet1_0(num_classes: int = 1000, dropout: float = 0.5) -> SqueezeNet:
     ),
     family="SqueezeNet",
     chapter=2,
-    twin_weights=load_twin_weights,
+    twin_mapping=twin_mapping,
 )
 def squeezenet1_1(num_classes: int = 1000, dropout: float = 0.5) -> SqueezeNet:
     """SqueezeNet 1.1 (release notes): 1.24 M parameters, 0.35 G MACs at 224x224."""

@@ -3,19 +3,18 @@
 Liu, Lin, Cao, Hu, Wei, Zhang, Lin, Guo, "Swin Transformer: Hierarchical Vision Transformer
 using Shifted Windows", ICCV 2021.
 
-Tensor order matches timm's ``SwinTransformer`` (patch embed, then per stage: patch merging,
-blocks; final norm; head), so a twin's weights copy over by registration order.
+Tensor names are timm's ``SwinTransformer``'s but for the head (:func:`twin_mapping`).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Dict, Sequence
 
 import torch
 from torch import nn
 
 from course.blocks.attention import PatchEmbed, PatchMerging, SwinBlock
-from course.models.twins import copy_state_by_order
+from course.models.twins import rename_prefixes
 from course.models.zoo import Paper, register_model
 
 SWIN = (
@@ -78,8 +77,9 @@ class SwinTransformer(nn.Module):
         return self.head(x.mean(dim=(1, 2)))  # (B, classes)
 
 
-def _copy(model: nn.Module, twin: nn.Module) -> None:
-    copy_state_by_order(model, twin)
+def twin_mapping(model: nn.Module, twin: nn.Module) -> Dict[str, str]:
+    """``{course name: timm name}``: the same names, but ``head`` is timm's ``head.fc``."""
+    return rename_prefixes(model, {"head": "head.fc"})
 
 
 @register_model(
@@ -88,7 +88,7 @@ def _copy(model: nn.Module, twin: nn.Module) -> None:
     paper=Paper(29.0, 4.5, 81.3, SWIN, 224, "FLOPs (= multiply-adds)"),
     family="Swin",
     chapter=5,
-    twin_weights=_copy,
+    twin_mapping=twin_mapping,
 )
 def swin_tiny_patch4_window7_224(**kwargs) -> SwinTransformer:
     """Swin-T: C = 96, depths (2, 2, 6, 2), heads (3, 6, 12, 24), window 7."""

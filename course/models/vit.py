@@ -4,17 +4,18 @@ Dosovitskiy et al., "An Image is Worth 16x16 Words: Transformers for Image Recog
 Scale", ICLR 2021; the ViT-S/16 and ViT-B/16 numbers are from Touvron et al. (DeiT, below),
 which trained them on ImageNet-1k alone.
 
-Tensor order matches timm's ``VisionTransformer`` (``cls_token``, ``pos_embed``, patch embed,
-blocks, norm, head), so a twin's weights copy over by registration order.
+Tensor names are timm's ``VisionTransformer``'s but for the patch embedding (:func:`twin_mapping`).
 """
 
 from __future__ import annotations
+
+from typing import Dict
 
 import torch
 from torch import nn
 
 from course.blocks.attention import TransformerBlock
-from course.models.twins import copy_state_by_order
+from course.models.twins import rename_prefixes
 from course.models.zoo import Paper, register_model
 
 DEIT = (
@@ -76,8 +77,9 @@ class VisionTransformer(nn.Module):
         return self.head(self.norm(x)[:, 0])  # (B, classes), from the class token
 
 
-def _copy(model: nn.Module, twin: nn.Module) -> None:
-    copy_state_by_order(model, twin)
+def twin_mapping(model: nn.Module, twin: nn.Module) -> Dict[str, str]:
+    """``{course name: timm name}``: the same names, but ``patch_embed`` is timm's ``patch_embed.proj``."""
+    return rename_prefixes(model, {"patch_embed": "patch_embed.proj"})
 
 
 @register_model(
@@ -86,7 +88,7 @@ def _copy(model: nn.Module, twin: nn.Module) -> None:
     paper=Paper(22.0, 4.6, 79.8, DEIT.format(size="S"), 224, "FLOPs (= multiply-adds)"),
     family="ViT",
     chapter=5,
-    twin_weights=_copy,
+    twin_mapping=twin_mapping,
 )
 def vit_small_patch16_224(**kwargs) -> VisionTransformer:
     """ViT-S/16: C = 384, 12 blocks, 6 heads."""
@@ -99,7 +101,7 @@ def vit_small_patch16_224(**kwargs) -> VisionTransformer:
     paper=Paper(86.0, 17.5, 81.8, DEIT.format(size="B"), 224, "FLOPs (= multiply-adds)"),
     family="ViT",
     chapter=5,
-    twin_weights=_copy,
+    twin_mapping=twin_mapping,
 )
 def vit_base_patch16_224(**kwargs) -> VisionTransformer:
     """ViT-B/16: C = 768, 12 blocks, 12 heads."""

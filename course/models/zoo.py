@@ -46,9 +46,10 @@ class ZooEntry:
         paper: the published numbers, or ``None``.
         family: e.g. "MobileNet", "ShuffleNet", "Swin".
         chapter: the chapter that builds it.
-        twin_weights: ``twin_weights(course_model, twin_model)`` copies the twin's weights
-            into the course model (the documented name mapping lives in the model's file);
-            ``None`` when there is no twin.
+        twin_mapping: ``twin_mapping(course_model, twin_model) -> {course tensor name: twin
+            tensor name}``, the documented name mapping (it lives in the model's file;
+            :func:`course.models.load_twin_weights` copies through it); ``None`` when there is
+            no twin.
         deploy: ``True`` for a re-parameterized (deploy-time) variant.
         input_size: the default input resolution.
     """
@@ -59,13 +60,37 @@ class ZooEntry:
     paper: Optional[Paper] = None
     family: str = ""
     chapter: int = 0
-    twin_weights: Optional[Callable[[nn.Module, nn.Module], None]] = None
+    twin_mapping: Optional[Callable[[nn.Module, nn.Module], Dict[str, str]]] = None
     deploy: bool = False
     input_size: int = 224
 
 
 #: name -> entry; filled by the model files when the package loads them.
 ZOO: Dict[str, ZooEntry] = {}
+
+
+def register_train_and_deploy(name: str, build: Callable[..., nn.Module], title: str, **fields) -> None:
+    """Register a re-parameterizable model twice: ``name`` (train-time branches) and
+    ``name + "_deploy"`` (one conv per block; ``deploy=True`` in its entry).
+
+    ``build(num_classes=..., deploy=..., **kwargs)`` builds either form; ``title`` names the
+    model in the builders' docstrings (``"RepVGG-A0"``); ``fields`` are the other
+    :class:`ZooEntry` fields, the same for both (the twin of the deploy entry is the twin
+    re-parameterized, see :func:`course.models.twins.create_twin`).
+    """
+    for deploy in (False, True):
+        zoo_name = name + ("_deploy" if deploy else "")
+        builder = _builder(build, deploy)
+        builder.__name__ = zoo_name
+        builder.__doc__ = f"{title} ({'deploy' if deploy else 'train'}-time), paper configuration."
+        register_model(zoo_name, deploy=deploy, **fields)(builder)
+
+
+def _builder(build: Callable[..., nn.Module], deploy: bool) -> Callable[..., nn.Module]:
+    def builder(num_classes: int = 1000, **kwargs) -> nn.Module:
+        return build(num_classes=num_classes, deploy=deploy, **kwargs)
+
+    return builder
 
 
 def register_model(name: str, **fields) -> Callable:
