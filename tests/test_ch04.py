@@ -232,7 +232,6 @@ def test_operator_shares_bookkeeping(seeded):
 
 
 def test_block_explorer_formula_matches_counter():
-    pytest.importorskip("ipywidgets")
     from course.chapters.ch04 import block_explorer
 
     explorer = block_explorer(measure=False)

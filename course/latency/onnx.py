@@ -14,7 +14,7 @@ True
 
 from __future__ import annotations
 
-import io
+import copy
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -31,29 +31,29 @@ from course.latency.timing import Timing, measure
 
 __all__ = ["BackendComparison", "compare_backends", "export_onnx", "ort_session", "time_onnxruntime"]
 
-OPSET = 17
+OPSET = 18  # the first opset PyTorch's ONNX exporter (torch.export + onnxscript) writes natively
 
 
 def export_onnx(model: nn.Module, x: torch.Tensor, opset: int = OPSET) -> bytes:
-    """The ONNX graph of ``model(x)`` (eval mode), as bytes, with the TorchScript exporter.
+    """The ONNX graph of ``model(x)`` (eval mode), as bytes, with the exporter PyTorch maintains.
 
-    The input is named ``"x"`` and the output ``"y"``; shapes are fixed to ``x``'s (batch
-    included). ``torch.onnx.export(..., dynamo=False)`` traces the model once; its
-    deprecation and tracer warnings are silenced (the dynamo exporter would need onnxscript).
+    ``torch.onnx.export(..., dynamo=True)``: ``torch.export`` captures the graph (no Python runs
+    between operators), onnxscript translates each ATen operator, and the graph is optimized
+    (constant folding, dead nodes removed). The input is named ``"x"`` and the output ``"y"``;
+    shapes are fixed to ``x``'s (batch included). A copy of ``model`` is exported, so that
+    nothing the capture leaves behind (some models cache tensors in plain attributes, e.g.
+    timm's EfficientFormerV2) reaches the model that runs afterwards; the exporter's warnings
+    are silenced.
     """
-    was_training = model.training
-    model.eval()
-    buffer = io.BytesIO()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # DeprecationWarning (TorchScript exporter), TracerWarning
-            with torch.no_grad():
-                torch.onnx.export(
-                    model, (x,), buffer, dynamo=False, input_names=["x"], output_names=["y"], opset_version=opset
-                )
-    finally:
-        model.train(was_training)
-    return buffer.getvalue()
+    exported = copy.deepcopy(model).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. "attributes ... were assigned during export"
+        with torch.no_grad():
+            program = torch.onnx.export(
+                exported, (x,), dynamo=True, input_names=["x"], output_names=["y"], opset_version=opset,
+                verbose=False,
+            )
+    return program.model_proto.SerializeToString()
 
 
 def ort_session(onnx_model: bytes, threads: Optional[int] = None, device: str = "cpu"):
