@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from typing import Dict, List, Tuple
 
-import torch
 from torch import nn
 
 from course.blocks.bottleneck import MBConv
-from course.blocks.conv import ConvBNAct
 from course.models.efficientnet_names import efficientnet_mapping
+from course.models.mobilenetv2 import InvertedResidualNet
 from course.models.zoo import Paper, register_model
 
 __all__ = ["MnasNetA1", "twin_mapping"]
@@ -36,7 +35,7 @@ MNASNET_A1_STAGES: List[Tuple[int, int, int, int, int, float]] = [
 ]
 
 
-class MnasNetA1(nn.Module):
+class MnasNetA1(InvertedResidualNet):
     """MnasNet-A1 (Tan et al., CVPR 2019, Figure 7(a)), ReLU throughout, SE with a sigmoid gate
     and a squeeze width of a quarter of each block's *input* channels.
 
@@ -48,23 +47,12 @@ class MnasNetA1(nn.Module):
         self,
         num_classes: int = 1000,
     ):
-        super().__init__()
-        self.stem = ConvBNAct(3, 32, 3, stride=2, act=nn.ReLU)
         blocks, N = [], 32
         for t, K, c, n, s, se_ratio in MNASNET_A1_STAGES:
             for i in range(n):
                 blocks.append(MBConv(N, c, expansion=t, K=K, stride=s if i == 0 else 1, se_ratio=se_ratio))
                 N = c
-        self.blocks = nn.Sequential(*blocks)
-        self.head = ConvBNAct(N, 1280, 1, act=nn.ReLU)
-        self.classifier = nn.Linear(1280, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 3, 224, 224)
-        x = self.stem(x)  # (B, 32, 112, 112)
-        x = self.blocks(x)  # (B, 320, 7, 7)
-        x = self.head(x)  # (B, 1280, 7, 7)
-        x = x.mean((2, 3))  # (B, 1280)
-        return self.classifier(x)  # (B, num_classes)
+        super().__init__(blocks, N, nn.ReLU, num_classes)
 
 
 @register_model(

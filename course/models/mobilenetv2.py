@@ -6,7 +6,7 @@ names, :mod:`course.models.efficientnet_names`).
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple, Type
 
 import torch
 from torch import nn
@@ -16,7 +16,7 @@ from course.blocks.conv import ConvBNAct
 from course.models.efficientnet_names import efficientnet_mapping
 from course.models.zoo import Paper, register_model
 
-__all__ = ["MobileNetV2", "twin_mapping"]
+__all__ = ["InvertedResidualNet", "MobileNetV2", "twin_mapping"]
 
 
 def twin_mapping(model: nn.Module, twin: nn.Module) -> Dict[str, str]:
@@ -39,7 +39,35 @@ MOBILENETV2_STAGES: List[Tuple[int, int, int, int]] = [
 ]
 
 
-class MobileNetV2(nn.Module):
+class InvertedResidualNet(nn.Module):
+    """The macro-architecture of MobileNetV2 and MnasNet: a 3x3 stride-2 conv to 32 channels
+    (``stem``), ``blocks`` ending with ``N`` channels, a 1x1 conv ``N -> 1280`` (``head``),
+    global average pooling and a linear classifier; ``act`` after the stem and the head.
+    ``(B, 3, 224, 224) -> (B, num_classes)``.
+    """
+
+    def __init__(
+        self,
+        blocks: Sequence[nn.Module],
+        N: int,
+        act: Type[nn.Module],
+        num_classes: int = 1000,
+    ):
+        super().__init__()
+        self.stem = ConvBNAct(3, 32, 3, stride=2, act=act)
+        self.blocks = nn.Sequential(*blocks)
+        self.head = ConvBNAct(N, 1280, 1, act=act)
+        self.classifier = nn.Linear(1280, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 3, 224, 224)
+        x = self.stem(x)  # (B, 32, 112, 112)
+        x = self.blocks(x)  # (B, 320, 7, 7)
+        x = self.head(x)  # (B, 1280, 7, 7)
+        x = x.mean((2, 3))  # (B, 1280)
+        return self.classifier(x)  # (B, num_classes)
+
+
+class MobileNetV2(InvertedResidualNet):
     """MobileNetV2 1.0 (Sandler et al., CVPR 2018, Table 2), ReLU6 throughout.
 
     stem: 3x3 conv, 32, stride 2 -> 17 inverted residuals (Table 2's ``t, c, n, s``; 3x3
@@ -51,23 +79,12 @@ class MobileNetV2(nn.Module):
         self,
         num_classes: int = 1000,
     ):
-        super().__init__()
-        self.stem = ConvBNAct(3, 32, 3, stride=2, act=nn.ReLU6)
         blocks, N = [], 32
         for t, c, n, s in MOBILENETV2_STAGES:
             for i in range(n):
                 blocks.append(InvertedResidual(N, c, t * N, K=3, stride=s if i == 0 else 1, act=nn.ReLU6))
                 N = c
-        self.blocks = nn.Sequential(*blocks)
-        self.head = ConvBNAct(N, 1280, 1, act=nn.ReLU6)
-        self.classifier = nn.Linear(1280, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 3, 224, 224)
-        x = self.stem(x)  # (B, 32, 112, 112)
-        x = self.blocks(x)  # (B, 320, 7, 7)
-        x = self.head(x)  # (B, 1280, 7, 7)
-        x = x.mean((2, 3))  # (B, 1280)
-        return self.classifier(x)  # (B, num_classes)
+        super().__init__(blocks, N, nn.ReLU6, num_classes)
 
 
 @register_model(
