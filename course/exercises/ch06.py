@@ -115,7 +115,7 @@ def _ref_most_params() -> str:
 
 
 def _compare_mixer(expected: Any, got: Any) -> Optional[str]:
-    from course.cost.attention import MIXER_NAMES
+    from course.mixers import MIXER_NAMES
 
     if not isinstance(got, str):
         return f"that is a {type(got).__name__}, not a str (one of {list(MIXER_NAMES)})"
