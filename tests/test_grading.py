@@ -15,7 +15,7 @@ from course.cli import main
 from course.grading import grade, release_notebook
 from course.grading.grader import find_exercise_cells
 
-from ch01_answers import CONV_COST, FULL, POINTS, chapter1_notebook  # tests/ is on sys.path
+from ch01_answers import CONV_COST, FULL, OUTPUT_SIZE, POINTS, chapter1_notebook  # tests/ is on sys.path
 
 
 def chapter1(checks=False):
