@@ -18,7 +18,8 @@ from typing import List, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from course.blocks.bottleneck import ConvBNAct, InvertedResidual
+from course.blocks.bottleneck import InvertedResidual
+from course.blocks.conv import ConvBNAct
 
 __all__ = ["BasicBlock", "EarlyExitNet", "ResNetLite", "SearchNet", "check_spec"]
 
