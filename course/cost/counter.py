@@ -2,9 +2,12 @@
 
 It works at PyTorch's dispatch level (a ``TorchDispatchMode``, in the spirit of
 ``torch.utils.flop_counter``), below autograd and below Python-level functions. So a functional
-call (``F.conv2d``, ``x @ w``, ``torch.einsum``) is seen as the matrix product it becomes, and
-``F.scaled_dot_product_attention`` is seen as its fused kernel — including the CPU one, which
-hook-based counters and ``FlopCounterMode`` report as zero.
+call (``F.conv2d``, ``x @ w``, ``torch.einsum``) is seen as the matrix product it becomes.
+Two kinds of call are charged a level higher, as a whole, because the kernels PyTorch picks
+for them hide their arithmetic or differ between a real and a meta pass:
+``F.scaled_dot_product_attention`` (its fused CPU kernel is invisible to hook-based counters
+and charged zero by ``FlopCounterMode``) and the recurrent layers (on CPU an LSTM runs as one
+oneDNN kernel per layer, which ``FlopCounterMode`` also charges zero).
 
 How each operator is charged is in :mod:`course.cost.ops`.
 """
@@ -13,26 +16,45 @@ from __future__ import annotations
 
 from collections import defaultdict
 from contextlib import nullcontext
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 from torch import nn
-from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from course.cost import ops
-from course.cost.meta import attention_output, shape_only, to_meta, uses_fused_kernel, weights_on_meta
+from course.cost.meta import attention_output, rnn_outputs, to_meta, uses_fused_kernel, weights_on_meta
 from course.cost.report import CostReport, OpRecord
 
 ROOT = ""  # the name of the model itself, as in ``model.named_modules()``
+_MISSING = object()
+
+
+def _named_modules(model: nn.Module) -> List[Tuple[str, nn.Module]]:
+    """``list(model.named_modules())`` (same names, same order), without its generators."""
+    found, seen, stack = [], set(), [("", model)]
+    while stack:
+        name, module = stack.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        found.append((name, module))
+        children = module._modules
+        if children:
+            prefix = name + "." if name else ""
+            stack.extend((prefix + child_name, child) for child_name, child in reversed(children.items())
+                         if child is not None)
+    return found
 
 
 class _ModuleStack:
-    """Knows which module is running: global forward hooks push and pop module names.
+    """Knows which module is running.
 
-    Two process-wide hooks (removed afterwards) instead of two per module: registering
-    hundreds of hooks would cost more than counting a small model.
+    Each module's ``forward`` is wrapped for the pass (an entry in the instance's
+    ``__dict__``, removed afterwards) to push and pop its name. Unlike forward hooks, this
+    leaves ``nn.Module.__call__`` on its fast path, which matters when a small model is
+    counted in a few milliseconds.
     """
 
     def __init__(self, modules):
@@ -40,39 +62,56 @@ class _ModuleStack:
         self.calls: Dict[str, int] = defaultdict(int)
         self.order: List[str] = []  # first-call order, for readable tables
         self.types: Dict[str, str] = {}
-        self._name_of: Dict[int, str] = {}
-        self._handles = []
-        for name, module in modules:
-            self._name_of[id(module)] = name
-            self.types[name] = type(module).__name__
-        if modules:
-            self._handles = [
-                register_module_forward_pre_hook(self._push),
-                register_module_forward_hook(self._pop, always_call=True),
-            ]
+        self._patched = []
+        try:
+            for name, module in modules:
+                self.types[name] = type(module).__name__
+                if isinstance(module, torch.jit.ScriptModule):
+                    continue
+                state = module.__dict__
+                self._patched.append((state, state.get("forward", _MISSING)))
+                state["forward"] = self._wrap(name, module.forward)
+        except BaseException:
+            self.remove()
+            raise
 
-    def _push(self, module, args) -> None:
-        name = self._name_of.get(id(module))
-        if name is not None:  # a module of this model (not one made inside a forward)
-            self.names.append(name)
-            self.calls[name] += 1
-            if self.calls[name] == 1:
-                self.order.append(name)
+    def _wrap(self, name: str, forward: Callable) -> Callable:
+        names, calls, order = self.names, self.calls, self.order
 
-    def _pop(self, module, args, output) -> None:
-        name = self._name_of.get(id(module))
-        if name is not None:
-            # Pop our own entry even if an inner module raised and never popped its own.
-            while self.names and self.names.pop() != name:
-                pass
+        def counted_forward(*args, **kwargs):
+            if name not in calls:
+                order.append(name)
+            calls[name] += 1
+            names.append(name)
+            try:
+                return forward(*args, **kwargs)
+            finally:
+                names.pop()
+
+        return counted_forward
 
     @property
     def current(self) -> str:
         return self.names[-1] if self.names else ROOT
 
     def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
+        for state, forward in self._patched:
+            if forward is _MISSING:
+                state.pop("forward", None)
+            else:
+                state["forward"] = forward
+        self._patched = []
+
+
+def _input_tensors(args, kwargs) -> List[torch.Tensor]:
+    """The tensors among an operator's arguments (lists of tensors included, e.g. for cat)."""
+    found = []
+    for value in (args if not kwargs else (*args, *kwargs.values())):
+        if isinstance(value, torch.Tensor):
+            found.append(value)
+        elif isinstance(value, (list, tuple)) and value and not isinstance(value[0], (int, float, bool)):
+            found.extend(v for v in value if isinstance(v, torch.Tensor))
+    return found
 
 
 def _tensors(tree) -> List[torch.Tensor]:
@@ -90,6 +129,9 @@ def _tensors(tree) -> List[torch.Tensor]:
 
 
 def _nbytes(tensors) -> int:
+    if len(tensors) == 1:
+        t = tensors[0]
+        return t.numel() * t.element_size()
     seen, total = set(), 0
     for tensor in tensors:
         if id(tensor) not in seen:
@@ -105,85 +147,141 @@ class _CountingMode(TorchDispatchMode):
         super().__init__()
         self.stack = stack
         self.on_meta = on_meta
-        self.paused = False  # set while a function charged as a whole (attention) runs
+        self.paused = False  # set while a call charged as a whole (attention, RNN) runs
         self.records: List[OpRecord] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        name = ops.op_name(func)
-        out = shape_only(name, func, args, kwargs) if self.on_meta else None
+        rule = ops._RULES.get(func) or ops.rule(func)
+        out = None
+        if self.on_meta and rule.shape is not None:
+            out = rule.shape(args, kwargs or {})
         if out is None:
-            out = func(*args, **kwargs)
+            out = func(*args, **kwargs) if kwargs else func(*args)
+        kind = rule.kind
+        if self.paused or kind is ops.VIEW:  # views are free: no arithmetic, no bytes
+            return out
+        name = rule.name
         if name == "copy" and isinstance(args[1], torch.Tensor) and not any(args[1].stride()):
             # ``t[...] = 3`` reaches the dispatcher as fill_ on CPU, as a copy_ from an expanded
             # scalar (all strides 0) on meta tensors: both are a fill.
-            name = "fill"
+            return out
         if name == "_to_copy" and self.on_meta and args[0].device.type != "meta" and out.dtype == args[0].dtype:
             # A tensor made in ``forward`` on the default device and moved with ``.to(x.device)``:
             # a no-op in the real pass, where x is on that device too.
-            name = "view"
-        if self.paused or name in ops.VIEWS:  # views are free: no arithmetic, no bytes
             return out
-        macs = elementwise = 0
-        counted = True
-        outputs = _tensors(out)
+        outputs = [out] if isinstance(out, torch.Tensor) else _tensors(out)
+        if rule.first_output_only:
+            outputs = outputs[:1]
         first = outputs[0] if outputs else None
-        if name in ops.MAC_OPS:
+        macs = elementwise = 0
+        if kind is ops.MAC:
             macs, elementwise = ops.MAC_OPS[name](args, first)
-        elif name in ops.ELEMENTWISE_CHARGE or name in ops.WINDOW_POOLING:
+        elif kind is ops.ELEMENTWISE:
             elementwise = ops.elementwise_ops(name, args, first)
-        elif name not in ops.MOVES_DATA:
-            counted = False
-        self.record(name, _tensors((args, kwargs)), outputs[:1] if name in ops.FIRST_OUTPUT_ONLY else outputs,
-                    macs, elementwise, counted)
+        inputs = _input_tensors(args, kwargs)
+        self.records.append(OpRecord(
+            self.stack.current, name, int(macs), int(elementwise), first.numel() if first is not None else 0,
+            _nbytes(inputs) if inputs else 0, _nbytes(outputs) if outputs else 0, kind is not ops.UNCOUNTED,
+        ))
         return out
 
     def record(self, name, inputs, outputs, macs=0, elementwise=0, counted=True) -> None:
-        self.records.append(
-            OpRecord(
-                module=self.stack.current,
-                op=name,
-                macs=int(macs),
-                elementwise=int(elementwise),
-                activations=outputs[0].numel() if outputs else 0,
-                bytes_read=_nbytes(inputs),
-                bytes_written=_nbytes(outputs),
-                counted=counted,
-            )
-        )
+        self.records.append(OpRecord(
+            self.stack.current, name, int(macs), int(elementwise), outputs[0].numel() if outputs else 0,
+            _nbytes(inputs), _nbytes(outputs), counted,
+        ))
 
 
-class _AttentionMode(TorchFunctionMode):
-    """Charges ``F.scaled_dot_product_attention`` once, from its arguments.
+# --- calls charged as a whole ----------------------------------------------------------------------
+
+_SDPA_ARGS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+
+
+def _attention(counting: "_CountingMode", func, args, kwargs):
+    """``F.scaled_dot_product_attention``, charged once from its arguments.
 
     PyTorch picks a kernel at run time (fused on CPU and GPU, a decomposition into matmuls and
-    softmax elsewhere, e.g. on meta tensors); charging the call itself gives the same numbers
-    whichever it picks.
+    softmax on meta tensors and in some CPU cases); charging the call itself gives the same
+    numbers whichever it picks. The meta result is laid out as the CPU kernel's
+    (:func:`~course.cost.meta.attention_output`).
     """
+    bound = dict(zip(_SDPA_ARGS, args), **kwargs)
+    query, key, value, mask = bound["query"], bound["key"], bound["value"], bound.get("attn_mask")
+    if counting.on_meta:
+        out = attention_output(query, key, value, fused=uses_fused_kernel(**bound))
+    else:
+        out = _run_paused(counting, func, args, kwargs)
+    macs, elementwise = ops.attention_cost(query, key, value)
+    operands = [t for t in (query, key, value, mask) if isinstance(t, torch.Tensor)]
+    counting.record("scaled_dot_product_attention", operands, [out], macs, elementwise)
+    return out
+
+
+def _recurrent(kind: str):
+    """``torch._VF.lstm/gru/rnn_tanh/rnn_relu`` (what nn.LSTM, nn.GRU, nn.RNN call), charged once.
+
+    On CPU an LSTM runs as oneDNN kernels that no operator-level counter can see into
+    (``FlopCounterMode`` charges them nothing); on meta tensors it would unroll into a
+    matmul per time step. Charged from the weights' shapes instead (:func:`ops.rnn_cost`).
+    """
+
+    def charge(counting: "_CountingMode", func, args, kwargs):
+        packed = isinstance(args[3], (list, tuple))  # (data, batch_sizes, hx, weights, ...)
+        if packed:
+            data, _, hx, weights, has_biases, layers, _, _, bidirectional = args[:9]
+            tokens, batch_first = data.shape[0], False
+        else:
+            data, hx, weights, has_biases, layers, _, _, bidirectional, batch_first = args[:9]
+            tokens = data.shape[0] * data.shape[1]
+        directions = 2 if bidirectional else 1
+        if counting.on_meta:
+            if packed:
+                raise NotImplementedError("a packed sequence's batch sizes are values, which meta tensors lack")
+            per_layer = len(weights) // (layers * directions)
+            w_hh = weights[1]
+            hidden = w_hh.shape[1] if per_layer not in (3, 5) else weights[per_layer - 1].shape[1]
+            out_size = w_hh.shape[1]
+            out = rnn_outputs(kind, data, hidden, out_size, layers, directions, batch_first)
+        else:
+            out = _run_paused(counting, func, args, kwargs)
+        macs, elementwise = ops.rnn_cost(kind, tokens, weights, has_biases, layers, directions)
+        hidden_in = list(hx) if isinstance(hx, (list, tuple)) else [hx]
+        counting.record(kind, [data, *hidden_in, *weights], list(out), macs, elementwise)
+        return out
+
+    return charge
+
+
+def _run_paused(counting: "_CountingMode", func, args, kwargs):
+    counting.paused = True
+    try:
+        return func(*args, **kwargs)
+    finally:
+        counting.paused = False
+
+
+_VF = torch._C._VariableFunctions
+_WHOLE_CALLS: Dict[Any, Callable] = {
+    torch._C._nn.scaled_dot_product_attention: _attention,
+    _VF.lstm: _recurrent("lstm"),
+    _VF.gru: _recurrent("gru"),
+    _VF.rnn_tanh: _recurrent("rnn_tanh"),
+    _VF.rnn_relu: _recurrent("rnn_relu"),
+}
+
+
+class _WholeCallMode(TorchFunctionMode):
+    """Sees the calls of :data:`_WHOLE_CALLS` before PyTorch splits them into operators."""
 
     def __init__(self, counting: _CountingMode):
         super().__init__()
         self.counting = counting
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if getattr(func, "__name__", None) != "scaled_dot_product_attention":
-            return func(*args, **kwargs)
-        names = ("query", "key", "value", "attn_mask", "dropout_p")
-        bound = dict(zip(names, args), **kwargs)
-        operands = [bound[n] for n in names[:4] if isinstance(bound.get(n), torch.Tensor)]
-        if self.counting.on_meta:
-            q, k, v = operands[:3]
-            out = attention_output(q, k, v, fused=uses_fused_kernel(**bound))
-        else:
-            self.counting.paused = True
-            try:
-                out = func(*args, **kwargs)
-            finally:
-                self.counting.paused = False
-        macs, elementwise = ops.MAC_OPS["scaled_dot_product_attention"](operands, out)
-        self.counting.record("scaled_dot_product_attention", _tensors(operands), [out], macs, elementwise)
-        return out
+        charge = _WHOLE_CALLS.get(func)
+        if charge is None:
+            return func(*args, **kwargs) if kwargs else func(*args)
+        return charge(self.counting, func, args, kwargs or {})
 
 
 def _params_by_module(modules) -> Dict[str, int]:
@@ -191,10 +289,12 @@ def _params_by_module(modules) -> Dict[str, int]:
     owned: Dict[str, int] = defaultdict(int)
     seen = set()
     for name, module in modules:
-        for param in module._parameters.values():
-            if param is not None and id(param) not in seen:
-                seen.add(id(param))
-                owned[name] += param.numel()
+        params = module._parameters
+        if params:
+            for param in params.values():
+                if param is not None and id(param) not in seen:
+                    seen.add(id(param))
+                    owned[name] += param.numel()
     return dict(owned)
 
 
@@ -205,20 +305,21 @@ _MHA_NOTE = "nn.MultiheadAttention's fused inference path does not run on meta t
 def _run(model: Any, modules, inputs: tuple, kwargs: dict, on_meta: bool):
     """One counted forward pass (eval, no grad); returns (records, module stack, output).
 
-    ``modules`` is ``list(model.named_modules())`` (walked once per count). Each module's
-    ``training`` flag is set to False for the pass and restored one by one afterwards, so a
-    model with some modules frozen in eval mode keeps them so.
+    ``modules`` is ``model.named_modules()`` as a list. Each module's ``training`` flag is set
+    to False for the pass and restored one by one afterwards, so a model with some modules
+    frozen in eval mode keeps them so.
     """
-    stack = _ModuleStack(modules)
-    mode = _CountingMode(stack, on_meta)
+    mode = None
     # Set the flag in each module's __dict__ directly: nn.Module.__setattr__ is slow enough to
     # matter when a small model is counted in a few milliseconds.
     training = [module for _, module in modules if module.training]
+    stack = _ModuleStack(modules)
     try:
         for module in training:
             module.__dict__["training"] = False
+        mode = _CountingMode(stack, on_meta)
         with torch.no_grad(), (weights_on_meta(m for _, m in modules) if on_meta else nullcontext()), mode, \
-                _AttentionMode(mode):
+                _WholeCallMode(mode):
             if on_meta:
                 inputs, kwargs = to_meta(inputs), to_meta(kwargs)
             output = model(*inputs, **kwargs)
@@ -264,7 +365,7 @@ def count(model: Any, *inputs: Any, mode: str = "auto", **kwargs: Any) -> CostRe
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     notes: List[str] = []
-    modules = list(model.named_modules()) if isinstance(model, nn.Module) else []
+    modules = _named_modules(model) if isinstance(model, nn.Module) else []
     if any(isinstance(module, nn.MultiheadAttention) for _, module in modules):
         # Its fused inference path (torch._native_multi_head_attention) refuses meta tensors; the
         # unfused path it takes instead costs the same MACs but other element-wise work and bytes.

@@ -10,6 +10,9 @@ in-place ``relu_`` is charged like ``relu``):
   subtract, exp, sum, divide) and pooling one per element of each window read.
 * **Free operators**: views and data movement (reshape, permute, cat, copy, pad, ...): no
   arithmetic; data movement still counts its bytes (:data:`MOVES_DATA`), views count none.
+* **Calls charged as a whole** (the counter sees them above the operators PyTorch picks for
+  them): ``F.scaled_dot_product_attention`` (:func:`attention_cost`) and the recurrent layers
+  ``nn.LSTM``, ``nn.GRU``, ``nn.RNN`` (:func:`rnn_cost`).
 
 Anything else is *uncounted*: the report lists it with its call count, never a silent zero.
 """
@@ -17,7 +20,7 @@ Anything else is *uncounted*: the report lists it with its call count, never a s
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, Sequence
+from typing import Callable, Dict, NamedTuple, Optional, Sequence
 
 import torch
 
@@ -36,8 +39,10 @@ _ARITHMETIC = """
     add sub rsub mul div neg abs sign reciprocal sqrt rsqrt exp exp2 expm1 log log2 log1p pow
     relu relu6 leaky_relu hardtanh clamp clamp_min clamp_max threshold elu selu celu gelu silu
     mish sigmoid tanh hardswish hardsigmoid softplus erf sin cos floor ceil round trunc frac
-    maximum minimum where masked_fill lerp addcmul addcdiv
+    maximum minimum where masked_fill lerp addcmul addcdiv square remainder fmod atan2 sgn
+    hardshrink softshrink prelu _prelu_kernel logit xlogy clip isnan isinf
     eq ne lt le gt ge logical_and logical_or logical_not logical_xor bitwise_and bitwise_or
+    bitwise_not bitwise_xor
 """.split()
 
 #: Charge per element, and which elements: ``"out"`` (output) or ``"in"`` (first input).
@@ -60,12 +65,32 @@ ELEMENTWISE_CHARGE.update(
         "amax": (1, "in"),
         "amin": (1, "in"),
         "var": (2, "in"),
+        "max": (1, "in"),  # max(x) and max(x, dim); max(x, y) is element-wise (see elementwise_ops)
+        "min": (1, "in"),
+        "argmax": (1, "in"),
+        "argmin": (1, "in"),
+        "prod": (1, "in"),
+        "logsumexp": (3, "in"),  # exp, sum, and the max subtracted for stability
+        "glu": (2, "out"),  # a * sigmoid(b)
+        "cumsum": (1, "in"),  # a running sum: one addition per element
+        "cumprod": (1, "in"),
+        "linalg_vector_norm": (2, "in"),  # square (or |x|^p) and accumulate each element
+        "col2im": (1, "in"),  # F.fold: every column element is added into the image
         "var_mean": (3, "in"),
         "std": (2, "in"),
         "_adaptive_avg_pool2d": (1, "in"),
         "adaptive_max_pool2d": (1, "in"),
+        # Resampling: one weighted tap per output element and source pixel it reads.
+        "upsample_nearest1d": (1, "out"),
         "upsample_nearest2d": (1, "out"),
+        "upsample_nearest3d": (1, "out"),
+        "_upsample_nearest_exact2d": (1, "out"),
+        "upsample_linear1d": (2, "out"),
         "upsample_bilinear2d": (4, "out"),
+        "upsample_bicubic2d": (16, "out"),
+        "upsample_trilinear3d": (8, "out"),
+        "_adaptive_avg_pool3d": (1, "in"),
+        "adaptive_max_pool1d": (1, "in"),
     }
 )
 
@@ -82,6 +107,8 @@ VIEWS = set(
     new_zeros new_ones new_full arange scalar_tensor randn rand randint randn_like rand_like
     normal uniform bernoulli fill zero _local_scalar_dense sym_size sym_stride sym_numel
     dropout native_dropout _assert_async resolve_conj resolve_neg
+    unsafe_split unsafe_split_with_sizes unsafe_chunk unfold diagonal movedim swapaxes
+    swapdims expand_as view_as_real view_as_complex
     """.split()
 )
 
@@ -90,6 +117,10 @@ MOVES_DATA = set(
     """
     clone copy _to_copy contiguous cat stack constant_pad_nd reflection_pad2d replication_pad2d
     roll index index_select gather scatter repeat flip _unsafe_index expand_copy
+    im2col tril triu pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle
+    repeat_interleave masked_select index_put index_copy slice_scatter
+    select_scatter tile reflection_pad1d replication_pad1d reflection_pad3d replication_pad3d
+    constant_pad_nd _pad_circular narrow_copy
     """.split()
 )
 
@@ -100,6 +131,9 @@ FIRST_OUTPUT_ONLY = {
     "native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
     "native_layer_norm", "native_group_norm",
 }
+
+
+_BINARY_OR_REDUCTION = {"max", "min"}
 
 
 def _prod(values: Sequence[int]) -> int:
@@ -151,6 +185,11 @@ def _linear_macs(args, out) -> tuple:  # x (..., k) @ W^T (k, m)
     return (x.numel() // weight.shape[-1]) * weight.numel(), (out.numel() if bias is not None else 0)
 
 
+def attention_cost(query, key, value) -> tuple:
+    """(MACs, element-wise ops) of ``scaled_dot_product_attention(query, key, value)``; see below."""
+    return _attention_macs((query, key, value), None)
+
+
 def _attention_macs(args, out) -> tuple:
     """``softmax(Q Kᵀ / sqrt(E)) V`` for Q (..., L, E), K (..., S, E), V (..., S, Ev).
 
@@ -163,6 +202,42 @@ def _attention_macs(args, out) -> tuple:
     S, Ev = k.shape[-2], v.shape[-1]
     scores = batch * L * S
     return scores * (E + Ev), scores * (ARITHMETIC_CHARGE + SOFTMAX_CHARGE)
+
+
+#: Element-wise operations per hidden unit and time step of each recurrent cell, after the
+#: gate pre-activations: LSTM: 3 sigmoid + 1 tanh gates, c = f*c + i*g (3), h = o*tanh(c) (2);
+#: GRU: 2 sigmoid gates, n = tanh(x_n + r*h_n) (3), h = (1 - z)*n + z*h (3); plain RNN: the
+#: non-linearity.
+RNN_CELL_CHARGE = {"lstm": 9, "gru": 8, "rnn_tanh": 1, "rnn_relu": 1}
+#: Gates per hidden unit (rows of W_ih = gates * hidden_size).
+RNN_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+
+
+def rnn_cost(kind: str, tokens: int, weights: Sequence[torch.Tensor], has_biases: bool, layers: int,
+             directions: int) -> tuple:
+    """(MACs, element-wise ops) of a recurrent layer (``kind``: lstm, gru, rnn_tanh, rnn_relu).
+
+    ``tokens`` = T·B time steps times batch; ``weights``: the layer's flat weights, per layer
+    and direction ``W_ih (G·H, I)``, ``W_hh (G·H, P)``, [``b_ih``, ``b_hh``], [``W_hr (P, H)``]
+    (G gates, H hidden units, P = ``proj_size`` or H). Every time step multiplies the input
+    and the previous hidden state by their matrices (and LSTM's projection), so
+
+        MACs = tokens · Σ_layers,directions (|W_ih| + |W_hh| + |W_hr|)
+
+    Element-wise, per step and direction: the gate pre-activation sums, G·H · (1 + 2 if
+    biases), and the cell's own work, :data:`RNN_CELL_CHARGE` · H.
+    """
+    per_layer = len(weights) // (layers * directions)
+    macs = elementwise = 0
+    for first in range(0, len(weights), per_layer):
+        group = weights[first:first + per_layer]
+        w_ih, w_hh = group[0], group[1]
+        w_hr = group[4] if per_layer == 5 else (group[2] if per_layer == 3 else None)
+        macs += tokens * (w_ih.numel() + w_hh.numel() + (w_hr.numel() if w_hr is not None else 0))
+        gate_rows = w_ih.shape[0]
+        hidden = gate_rows // RNN_GATES[kind]
+        elementwise += tokens * (gate_rows * (1 + 2 * bool(has_biases)) + RNN_CELL_CHARGE[kind] * hidden)
+    return macs, elementwise
 
 
 #: The fused attention kernels (their extra outputs, e.g. log-sum-exp, are for the backward pass).
@@ -211,6 +286,8 @@ def elementwise_ops(name: str, args, out) -> int:
             kernel = kernel * 2 if name.endswith("2d") else kernel
         return out.numel() * _prod(kernel)
     charge, which = ELEMENTWISE_CHARGE[name]
+    if name in _BINARY_OR_REDUCTION and len(args) > 1 and isinstance(args[1], torch.Tensor):
+        which = "out"  # max(x, y): element-wise, not a reduction
     if which == "in" and isinstance(args[0], torch.Tensor):
         return charge * args[0].numel()
     return charge * out.numel()
@@ -225,3 +302,41 @@ def is_counted(name: str) -> bool:
         or name in VIEWS
         or name in MOVES_DATA
     )
+
+
+# --- one lookup per operator overload ----------------------------------------------------------
+
+VIEW, MOVE, MAC, ELEMENTWISE, UNCOUNTED = "view", "move", "mac", "elementwise", "uncounted"
+
+
+class Rule(NamedTuple):
+    """How the counter treats one operator overload (computed once, then looked up)."""
+
+    name: str  # ``op_name(func)``
+    kind: str  # VIEW, MOVE, MAC, ELEMENTWISE or UNCOUNTED
+    first_output_only: bool  # only the first output is written at inference
+    shape: Optional[Callable]  # meta shortcut: (args, kwargs) -> result or None
+
+
+_RULES: Dict[object, Rule] = {}
+
+
+def rule(func) -> Rule:
+    """The :class:`Rule` of an ATen operator overload such as ``torch.ops.aten.addmm.default``."""
+    found = _RULES.get(func)
+    if found is None:
+        from course.cost.meta import shape_rule
+
+        name = op_name(func)
+        if name in VIEWS:
+            kind = VIEW
+        elif name in MAC_OPS:
+            kind = MAC
+        elif name in ELEMENTWISE_CHARGE or name in WINDOW_POOLING:
+            kind = ELEMENTWISE
+        elif name in MOVES_DATA:
+            kind = MOVE
+        else:
+            kind = UNCOUNTED
+        found = _RULES[func] = Rule(name, kind, name in FIRST_OUTPUT_ONLY, shape_rule(name, func))
+    return found

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import html
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from course.cost.formulas import Cost
 
 MODEL_LABEL = "(model)"  # how the model's own row (operators in its forward) is shown
 
 
-@dataclass(frozen=True)
-class OpRecord:
+class OpRecord(NamedTuple):
     """One operator call, charged to the module that was running."""
 
     module: str
@@ -111,14 +109,50 @@ class CostReport:
         return Cost(params=params, **sums)
 
     def by_operator(self) -> Dict[str, Dict[str, int]]:
-        """Per ATen operator: calls, MACs and element-wise operations, in first-seen order."""
+        """Per ATen operator, in first-seen order: calls, MACs, element-wise operations,
+        activations, bytes read and written, and whether the counter knows how to charge it."""
         table: Dict[str, Dict[str, int]] = {}
         for r in self.records:
-            entry = table.setdefault(r.op, {"calls": 0, "macs": 0, "elementwise": 0, "counted": r.counted})
+            entry = table.get(r.op)
+            if entry is None:
+                entry = table[r.op] = dict.fromkeys(("calls",) + _SUMMED, 0)
+                entry["counted"] = r.counted
             entry["calls"] += 1
-            entry["macs"] += r.macs
-            entry["elementwise"] += r.elementwise
+            for key in _SUMMED:
+                entry[key] += getattr(r, key)
         return table
+
+    def differences(self, other: "CostReport") -> List[str]:
+        """Every field where this report and ``other`` differ, one line each; ``[]`` if none.
+
+        Compares the totals (MACs, element-wise operations, parameters, activations, bytes
+        read and written, output shape), every per-module row (:meth:`rows`, each module's
+        own cost and its calls, in execution order), every per-operator row
+        (:meth:`by_operator`), the uncounted operators and the notes. ``assert not
+        a.differences(b)`` is how the tests check that a meta pass equals a real one.
+        """
+        lines: List[str] = []
+
+        def compare(where: str, mine, theirs) -> None:
+            if mine != theirs:
+                lines.append(f"{where}: {mine!r} != {theirs!r}")
+
+        for key in ("macs", "elementwise", "params", "activations", "bytes_read", "bytes_written", "out_shape"):
+            compare(f"total {key}", getattr(self.total, key), getattr(other.total, key))
+        for label, mine, theirs in (
+            ("module", {r["module"]: r for r in self.rows()}, {r["module"]: r for r in other.rows()}),
+            ("operator", self.by_operator(), other.by_operator()),
+        ):
+            for name in list(mine) + [n for n in theirs if n not in mine]:
+                if name not in theirs or name not in mine:
+                    lines.append(f"{label} {name!r}: only in {'the first' if name in mine else 'the second'} report")
+                    continue
+                for key in mine[name]:
+                    compare(f"{label} {name!r} {key}", mine[name][key], theirs[name].get(key))
+            compare(f"{label} order", list(mine), list(theirs))
+        compare("uncounted", self.uncounted, other.uncounted)
+        compare("notes", self.notes, other.notes)
+        return lines
 
     def rows(self, depth: Optional[int] = None) -> List[dict]:
         """One dict per module, for tables and plots.
