@@ -14,7 +14,8 @@ How each operator is charged is in :mod:`course.cost.ops`.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import weakref
+from collections import Counter
 from contextlib import nullcontext
 from typing import Any, Callable, Dict, List, Tuple
 
@@ -24,28 +25,64 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from course.cost import ops
-from course.cost.meta import attention_output, rnn_outputs, to_meta, uses_fused_kernel, weights_on_meta
+from course.cost.meta import attention_output, rnn_outputs, tensors_on_meta, to_meta, uses_fused_kernel
 from course.cost.report import CostReport, OpRecord
 
 ROOT = ""  # the name of the model itself, as in ``model.named_modules()``
 _MISSING = object()
 
 
-def _named_modules(model: nn.Module) -> List[Tuple[str, nn.Module]]:
-    """``list(model.named_modules())`` (same names, same order), without its generators."""
-    found, seen, stack = [], set(), [("", model)]
-    while stack:
-        name, module = stack.pop()
-        if id(module) in seen:
-            continue
-        seen.add(id(module))
-        found.append((name, module))
-        children = module._modules
-        if children:
-            prefix = name + "." if name else ""
-            stack.extend((prefix + child_name, child) for child_name, child in reversed(children.items())
-                         if child is not None)
-    return found
+class _ModelTree:
+    """What a count needs to know about a model, from one walk over its modules.
+
+    ``modules``: ``list(model.named_modules())`` (same names, same order); ``types``: module
+    name -> class name; ``training``: the modules in training mode; ``tensors``: every
+    parameter and buffer as ``(table, key, tensor)``, for the meta swap; ``params``: module
+    name -> parameters it owns (a shared parameter counts once, for its first owner);
+    ``has_rnn``, ``has_mha``: whether an ``nn.RNNBase`` / ``nn.MultiheadAttention`` is inside.
+    """
+
+    def __init__(self, model: Any):
+        self.modules: List[Tuple[str, nn.Module]] = []
+        self.types: Dict[str, str] = {}
+        self.training: List[nn.Module] = []
+        self.tensors: List[tuple] = []
+        self.params: Dict[str, int] = {}
+        self.has_rnn = self.has_mha = False
+        if not isinstance(model, nn.Module):
+            return
+        seen, seen_params, stack = set(), set(), [("", model)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            self.modules.append((name, module))
+            self.types[name] = type(module).__name__
+            if module.training:
+                self.training.append(module)
+            if isinstance(module, (nn.RNNBase, nn.MultiheadAttention)):
+                self.has_rnn = self.has_rnn or isinstance(module, nn.RNNBase)
+                self.has_mha = self.has_mha or isinstance(module, nn.MultiheadAttention)
+            table = module._parameters
+            if table:
+                owned = 0
+                for key, param in table.items():
+                    if param is not None:
+                        self.tensors.append((table, key, param))
+                        if id(param) not in seen_params:
+                            seen_params.add(id(param))
+                            owned += param.numel()
+                if owned:
+                    self.params[name] = owned
+            table = module._buffers
+            if table:
+                self.tensors.extend((table, key, buffer) for key, buffer in table.items() if buffer is not None)
+            children = module._modules
+            if children:
+                prefix = name + "." if name else ""
+                stack.extend((prefix + child_name, child) for child_name, child in reversed(children.items())
+                             if child is not None)
 
 
 class _ModuleStack:
@@ -58,14 +95,11 @@ class _ModuleStack:
     """
 
     def __init__(self, modules):
-        self.names: List[str] = []
-        self.calls: Dict[str, int] = defaultdict(int)
-        self.order: List[str] = []  # first-call order, for readable tables
-        self.types: Dict[str, str] = {}
+        self.names: List[str] = []  # the modules running now, innermost last
+        self.log: List[str] = []  # every module call, in order
         self._patched = []
         try:
             for name, module in modules:
-                self.types[name] = type(module).__name__
                 if isinstance(module, torch.jit.ScriptModule):
                     continue
                 state = module.__dict__
@@ -76,12 +110,10 @@ class _ModuleStack:
             raise
 
     def _wrap(self, name: str, forward: Callable) -> Callable:
-        names, calls, order = self.names, self.calls, self.order
+        names, log = self.names, self.log
 
         def counted_forward(*args, **kwargs):
-            if name not in calls:
-                order.append(name)
-            calls[name] += 1
+            log.append(name)
             names.append(name)
             try:
                 return forward(*args, **kwargs)
@@ -89,6 +121,16 @@ class _ModuleStack:
                 names.pop()
 
         return counted_forward
+
+    @property
+    def calls(self) -> Dict[str, int]:
+        """Module name -> how many times it ran."""
+        return dict(Counter(self.log))
+
+    @property
+    def order(self) -> List[str]:
+        """Module names in the order they first ran."""
+        return list(dict.fromkeys(self.log))
 
     @property
     def current(self) -> str:
@@ -103,15 +145,26 @@ class _ModuleStack:
         self._patched = []
 
 
-def _input_tensors(args, kwargs) -> List[torch.Tensor]:
-    """The tensors among an operator's arguments (lists of tensors included, e.g. for cat)."""
-    found = []
+def _read_bytes(args, kwargs) -> int:
+    """Bytes of the tensors among an operator's arguments (lists of tensors too, e.g. for
+    cat); a tensor passed twice (``x * x``) is read once."""
+    total, seen = 0, None
     for value in (args if not kwargs else (*args, *kwargs.values())):
         if isinstance(value, torch.Tensor):
-            found.append(value)
+            tensors = (value,)
         elif isinstance(value, (list, tuple)) and value and not isinstance(value[0], (int, float, bool)):
-            found.extend(v for v in value if isinstance(v, torch.Tensor))
-    return found
+            tensors = [v for v in value if isinstance(v, torch.Tensor)]
+        else:
+            continue
+        for tensor in tensors:
+            if seen is None:
+                seen = {id(tensor)}
+            elif id(tensor) in seen:
+                continue
+            else:
+                seen.add(id(tensor))
+            total += tensor.numel() * tensor.element_size()
+    return total
 
 
 def _tensors(tree) -> List[torch.Tensor]:
@@ -140,48 +193,80 @@ def _nbytes(tensors) -> int:
     return total
 
 
-class _CountingMode(TorchDispatchMode):
-    """Charges each operator that reaches the dispatcher and records it against the module."""
+class _WholeCallsNeeded(BaseException):
+    """Raised by a meta pass without :class:`_WholeCallMode` that meets an attention or RNN.
 
-    def __init__(self, stack: _ModuleStack, on_meta: bool):
+    A ``BaseException``, so that a model's own ``except Exception`` cannot swallow it.
+    """
+
+
+#: Operators that only the decompositions of the whole calls emit on meta tensors: the math
+#: path of ``scaled_dot_product_attention`` (``_safe_softmax``) and the LSTM and GRU cells.
+_WHOLE_CALL_MARKERS = ops.WHOLE_CALL_MARKERS
+_RULES, _NO_KWARGS = ops._RULES, {}
+_VIEW, _MOVE, _MAC, _ELEMENTWISE, _UNCOUNTED = ops.VIEW, ops.MOVE, ops.MAC, ops.ELEMENTWISE, ops.UNCOUNTED
+
+
+class _CountingMode(TorchDispatchMode):
+    """Charges each operator that reaches the dispatcher and records it against the module.
+
+    ``watch``: the pass runs without :class:`_WholeCallMode` (a meta pass of a model that was
+    not seen to need it), and stops at the first operator of :data:`_WHOLE_CALL_MARKERS`.
+    """
+
+    def __init__(self, stack: _ModuleStack, on_meta: bool, watch: bool = False):
         super().__init__()
         self.stack = stack
         self.on_meta = on_meta
+        self.watch = watch
+        self.needs_whole_calls = False
         self.paused = False  # set while a call charged as a whole (attention, RNN) runs
         self.records: List[OpRecord] = []
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # Keep __torch_dispatch__ unwrapped (no torch._disable_dynamo frame around each
+        # operator): the counter never runs inside torch.compile.
+        return False
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        rule = ops._RULES.get(func) or ops.rule(func)
+        rule = _RULES.get(func) or ops.rule(func)
+        if self.watch and rule.marks_whole_call:
+            self.needs_whole_calls = True
+            raise _WholeCallsNeeded(rule.name)
         out = None
         if self.on_meta and rule.shape is not None:
-            out = rule.shape(args, kwargs or {})
+            out = rule.shape(args, kwargs or _NO_KWARGS)
         if out is None:
-            out = func(*args, **kwargs) if kwargs else func(*args)
+            out = rule.call(*args, **kwargs) if kwargs else rule.call(*args)
         kind = rule.kind
-        if self.paused or kind is ops.VIEW:  # views are free: no arithmetic, no bytes
+        if kind is _VIEW or self.paused:  # views are free: no arithmetic, no bytes
             return out
         name = rule.name
-        if name == "copy" and isinstance(args[1], torch.Tensor) and not any(args[1].stride()):
-            # ``t[...] = 3`` reaches the dispatcher as fill_ on CPU, as a copy_ from an expanded
-            # scalar (all strides 0) on meta tensors: both are a fill.
-            return out
-        if name == "_to_copy" and self.on_meta and args[0].device.type != "meta" and out.dtype == args[0].dtype:
-            # A tensor made in ``forward`` on the default device and moved with ``.to(x.device)``:
-            # a no-op in the real pass, where x is on that device too.
-            return out
-        outputs = [out] if isinstance(out, torch.Tensor) else _tensors(out)
-        if rule.first_output_only:
-            outputs = outputs[:1]
-        first = outputs[0] if outputs else None
-        macs = elementwise = 0
-        if kind is ops.MAC:
-            macs, elementwise = ops.MAC_OPS[name](args, first)
-        elif kind is ops.ELEMENTWISE:
-            elementwise = ops.elementwise_ops(name, args, first)
-        inputs = _input_tensors(args, kwargs)
+        if kind is _MOVE:
+            if name == "copy" and isinstance(args[1], torch.Tensor) and not any(args[1].stride()):
+                # ``t[...] = 3`` reaches the dispatcher as fill_ on CPU, as a copy_ from an
+                # expanded scalar (all strides 0) on meta tensors: both are a fill (free).
+                return out
+            if name == "_to_copy" and self.on_meta and args[0].device.type != "meta" and out.dtype == args[0].dtype:
+                # A tensor made in ``forward`` on the default device and moved with
+                # ``.to(x.device)``: a no-op in the real pass, where x is on that device too.
+                return out
+        if isinstance(out, torch.Tensor):
+            first = out
+            written = out.numel() * out.element_size()
+        else:
+            outputs = _tensors(out)
+            if rule.first_output_only:
+                outputs = outputs[:1]
+            first = outputs[0] if outputs else None
+            written = _nbytes(outputs) if outputs else 0
+        charge = rule.charge
+        macs, elementwise = charge(args, first) if charge is not None else (0, 0)
+        names = self.stack.names
         self.records.append(OpRecord(
-            self.stack.current, name, int(macs), int(elementwise), first.numel() if first is not None else 0,
-            _nbytes(inputs) if inputs else 0, _nbytes(outputs) if outputs else 0, kind is not ops.UNCOUNTED,
+            names[-1] if names else ROOT, name, macs, elementwise, first.numel() if first is not None else 0,
+            _read_bytes(args, kwargs), written, kind is not _UNCOUNTED,
         ))
         return out
 
@@ -284,50 +369,53 @@ class _WholeCallMode(TorchFunctionMode):
         return charge(self.counting, func, args, kwargs or {})
 
 
-def _params_by_module(modules) -> Dict[str, int]:
-    """Parameters per owning module; a shared parameter counts once, for its first owner."""
-    owned: Dict[str, int] = defaultdict(int)
-    seen = set()
-    for name, module in modules:
-        params = module._parameters
-        if params:
-            for param in params.values():
-                if param is not None and id(param) not in seen:
-                    seen.add(id(param))
-                    owned[name] += param.numel()
-    return dict(owned)
-
-
 MODES = ("auto", "meta", "real")
 _MHA_NOTE = "nn.MultiheadAttention's fused inference path does not run on meta tensors:"
 
 
-def _run(model: Any, modules, inputs: tuple, kwargs: dict, on_meta: bool):
+def _run(model: Any, tree: _ModelTree, inputs: tuple, kwargs: dict, on_meta: bool, whole_calls: bool = True):
     """One counted forward pass (eval, no grad); returns (records, module stack, output).
 
-    ``modules`` is ``model.named_modules()`` as a list. Each module's ``training`` flag is set
-    to False for the pass and restored one by one afterwards, so a model with some modules
-    frozen in eval mode keeps them so.
+    Each module's ``training`` flag is set to False for the pass and restored one by one
+    afterwards, so a model with some modules frozen in eval mode keeps them so.
+    ``whole_calls=False`` (meta passes only) leaves out :class:`_WholeCallMode`, which slows
+    every PyTorch function call a little, and raises :class:`_WholeCallsNeeded` if the model
+    turns out to need it.
     """
-    mode = None
-    # Set the flag in each module's __dict__ directly: nn.Module.__setattr__ is slow enough to
-    # matter when a small model is counted in a few milliseconds.
-    training = [module for _, module in modules if module.training]
-    stack = _ModuleStack(modules)
+    if on_meta:
+        inputs, kwargs = to_meta(inputs), to_meta(kwargs)
+    stack = _ModuleStack(tree.modules)
+    mode = _CountingMode(stack, on_meta, watch=not whole_calls)
     try:
-        for module in training:
+        # Set the flag in each module's __dict__ directly: nn.Module.__setattr__ is slow
+        # enough to matter when a small model is counted in a few milliseconds.
+        for module in tree.training:
             module.__dict__["training"] = False
-        mode = _CountingMode(stack, on_meta)
-        with torch.no_grad(), (weights_on_meta(m for _, m in modules) if on_meta else nullcontext()), mode, \
-                _WholeCallMode(mode):
-            if on_meta:
-                inputs, kwargs = to_meta(inputs), to_meta(kwargs)
+        with torch.no_grad(), (tensors_on_meta(tree.tensors) if on_meta else nullcontext()), mode, \
+                (_WholeCallMode(mode) if whole_calls else nullcontext()):
             output = model(*inputs, **kwargs)
     finally:
         stack.remove()
-        for module in training:
+        for module in tree.training:
             module.__dict__["training"] = True
+    if mode.needs_whole_calls:  # the model caught _WholeCallsNeeded itself
+        raise _WholeCallsNeeded()
     return mode.records, stack, output
+
+
+#: Models seen to call attention or an RNN in a meta pass: their next meta passes start with
+#: :class:`_WholeCallMode` (a hint only: any model that needs it gets it).
+_NEEDS_WHOLE_CALLS = weakref.WeakKeyDictionary()
+
+
+def _meta_pass(model: Any, tree: _ModelTree, inputs: tuple, kwargs: dict):
+    """A meta pass, with :class:`_WholeCallMode` only where the model needs it."""
+    if isinstance(model, nn.Module) and not tree.has_rnn and model not in _NEEDS_WHOLE_CALLS:
+        try:
+            return _run(model, tree, inputs, kwargs, on_meta=True, whole_calls=False)
+        except _WholeCallsNeeded:
+            _NEEDS_WHOLE_CALLS[model] = True
+    return _run(model, tree, inputs, kwargs, on_meta=True, whole_calls=True)
 
 
 def count(model: Any, *inputs: Any, mode: str = "auto", **kwargs: Any) -> CostReport:
@@ -365,8 +453,8 @@ def count(model: Any, *inputs: Any, mode: str = "auto", **kwargs: Any) -> CostRe
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     notes: List[str] = []
-    modules = _named_modules(model) if isinstance(model, nn.Module) else []
-    if any(isinstance(module, nn.MultiheadAttention) for _, module in modules):
+    tree = _ModelTree(model)
+    if tree.has_mha:
         # Its fused inference path (torch._native_multi_head_attention) refuses meta tensors; the
         # unfused path it takes instead costs the same MACs but other element-wise work and bytes.
         if mode == "auto":
@@ -375,10 +463,10 @@ def count(model: Any, *inputs: Any, mode: str = "auto", **kwargs: Any) -> CostRe
         elif mode == "meta":
             notes.append(_MHA_NOTE + " it was counted along its unfused path (same MACs; other element-wise work and bytes)")
     if mode == "real":
-        records, stack, output = _run(model, modules, inputs, kwargs, on_meta=False)
+        records, stack, output = _run(model, tree, inputs, kwargs, on_meta=False)
     else:
         try:
-            records, stack, output = _run(model, modules, inputs, kwargs, on_meta=True)
+            records, stack, output = _meta_pass(model, tree, inputs, kwargs)
         except Exception as error:  # noqa: BLE001 - any failure of the meta pass falls back
             real_inputs = all(t.device.type != "meta" for t in _tensors((inputs, kwargs)))
             if mode == "meta" or not real_inputs:
@@ -390,12 +478,12 @@ def count(model: Any, *inputs: Any, mode: str = "auto", **kwargs: Any) -> CostRe
                 "counted with a real forward pass: the model cannot run on meta tensors "
                 f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
             )
-            records, stack, output = _run(model, modules, inputs, kwargs, on_meta=False)
+            records, stack, output = _run(model, tree, inputs, kwargs, on_meta=False)
     out_tensors = _tensors(output)
     return CostReport(
         records=records,
-        params=_params_by_module(modules),
-        module_types=stack.types,
+        params=tree.params,
+        module_types=tree.types,
         module_calls=dict(stack.calls),
         module_order=stack.order,
         out_shape=tuple(out_tensors[0].shape) if out_tensors else (),

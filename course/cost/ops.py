@@ -309,6 +309,12 @@ def is_counted(name: str) -> bool:
 VIEW, MOVE, MAC, ELEMENTWISE, UNCOUNTED = "view", "move", "mac", "elementwise", "uncounted"
 
 
+#: Operators that, on meta tensors, only the decompositions of the calls charged as a whole
+#: emit: the math path of ``scaled_dot_product_attention`` (``_safe_softmax``) and the LSTM
+#: and GRU cells (``unsafe_split``/``unsafe_chunk``).
+WHOLE_CALL_MARKERS = {"_safe_softmax", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk"} | ATTENTION_KERNELS
+
+
 class Rule(NamedTuple):
     """How the counter treats one operator overload (computed once, then looked up)."""
 
@@ -316,6 +322,22 @@ class Rule(NamedTuple):
     kind: str  # VIEW, MOVE, MAC, ELEMENTWISE or UNCOUNTED
     first_output_only: bool  # only the first output is written at inference
     shape: Optional[Callable]  # meta shortcut: (args, kwargs) -> result or None
+    call: Callable  # the operator itself (its C++ entry point where PyTorch exposes it)
+    marks_whole_call: bool  # name in WHOLE_CALL_MARKERS
+    charge: Optional[Callable]  # (args, first output) -> (MACs, element-wise ops), or None: free
+
+
+def _charge(name: str) -> Optional[Callable]:
+    if name in MAC_OPS:
+        return MAC_OPS[name]
+    if name in WINDOW_POOLING or name in _BINARY_OR_REDUCTION:
+        return lambda args, out: (0, elementwise_ops(name, args, out))
+    if name not in ELEMENTWISE_CHARGE:
+        return None
+    charge, which = ELEMENTWISE_CHARGE[name]
+    if which == "out":
+        return lambda args, out: (0, charge * out.numel())
+    return lambda args, out: (0, charge * (args[0] if isinstance(args[0], torch.Tensor) else out).numel())
 
 
 _RULES: Dict[object, Rule] = {}
@@ -325,7 +347,7 @@ def rule(func) -> Rule:
     """The :class:`Rule` of an ATen operator overload such as ``torch.ops.aten.addmm.default``."""
     found = _RULES.get(func)
     if found is None:
-        from course.cost.meta import shape_rule
+        from course.cost.shapes import shape_rule
 
         name = op_name(func)
         if name in VIEWS:
@@ -338,5 +360,7 @@ def rule(func) -> Rule:
             kind = MOVE
         else:
             kind = UNCOUNTED
-        found = _RULES[func] = Rule(name, kind, name in FIRST_OUTPUT_ONLY, shape_rule(name, func))
+        call = func._op if getattr(func, "_pyobj_dispatcher", None) is None and hasattr(func, "_op") else func
+        found = _RULES[func] = Rule(name, kind, name in FIRST_OUTPUT_ONLY, shape_rule(func), call,
+                                    name in WHOLE_CALL_MARKERS, _charge(name) if kind in (MAC, ELEMENTWISE) else None)
     return found

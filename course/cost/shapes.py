@@ -1,0 +1,597 @@
+"""Operator results on meta tensors, from their inputs' shapes and strides alone.
+
+PyTorch's meta kernels for convolution, matrix products, reductions, pooling, padding,
+concatenation and broadcasting element-wise operators are Python reference code: up to
+1 ms a call, more than the real kernel on a small model. The rules here give the same
+tensors (shape, dtype and *strides*, which decide later copies) as PyTorch's CPU kernels:
+
+* element-wise operators: TensorIterator's layout (a fast path when all operands share
+  shape and layout; otherwise the output follows the operands' stride order, see
+  :func:`elementwise_strides`);
+* matrix products, reductions, softmax, layer norm: a fresh row-major result;
+* convolution, batch/group norm, pooling, padding, upsampling, concatenation: row-major
+  when the input does not suggest channels-last (``Tensor.suggest_memory_format``).
+
+A rule returns ``None`` where it does not apply (another dtype, a channels-last input, an
+argument it does not read); PyTorch's meta kernel then runs. ``tests/test_count_shapes.py``
+checks every rule against the CPU kernel on row-major, sliced, transposed, channels-last
+and broadcast inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import torch
+
+META = torch.device("meta")
+Shape = Tuple[int, ...]
+
+_STRIDES: Dict[Shape, Shape] = {}
+
+
+def contiguous_strides(shape: Shape) -> Shape:
+    """The strides ``torch.empty(shape)`` gets (row-major; size-0 dims count as 1)."""
+    strides = _STRIDES.get(shape)
+    if strides is None:
+        acc, out = 1, []
+        for size in reversed(shape):
+            out.append(acc)
+            acc *= max(size, 1)
+        strides = _STRIDES[shape] = tuple(reversed(out))
+    return strides
+
+
+def _meta(t) -> bool:
+    return isinstance(t, torch.Tensor) and t.is_meta
+
+
+def _empty(shape: Sequence[int], dtype, strides: Optional[Sequence[int]] = None) -> torch.Tensor:
+    if strides is None:
+        return torch.empty(shape, dtype=dtype, device=META)
+    return torch.empty_strided(shape, strides, dtype=dtype, device=META)
+
+
+def _channels_last_like(shape: Shape, strides: Shape) -> bool:
+    """c10's ``is_channels_last_strides_2d_s4`` / ``_3d_s5``: strides that read as channels-last."""
+    if len(shape) == 4:
+        order = (1, 3, 2, 0)
+    elif len(shape) == 5:
+        order = (1, 4, 3, 2, 0)
+    else:
+        return False
+    if strides[1] == 0:
+        return False
+    low = 0
+    for d in order:
+        if shape[d] == 0 or strides[d] < low:
+            return False
+        if d == 0 and low == strides[1]:
+            return False
+        low = strides[d] * shape[d] if shape[d] > 1 else strides[d]
+    return True
+
+
+def suggests_row_major(t: torch.Tensor) -> bool:
+    """``t.suggest_memory_format() == torch.contiguous_format``; kernels that follow the
+    suggested format then write a row-major result."""
+    shape = t.shape
+    if len(shape) == 4 and shape[1] > 1 and shape[2] * shape[3] > 1 and t.is_contiguous():
+        return True  # (c10's channels-last test fails at the first spatial dim)
+    return not _channels_last_like(tuple(shape), t.stride())
+
+
+def _dense(shape: Shape, strides: Shape) -> bool:
+    """c10's ``is_non_overlapping_and_dense``."""
+    if len(shape) == 1:
+        return shape[0] < 2 or strides[0] == 1
+    dims = sorted((d for d in range(len(shape)) if shape[d] >= 2), key=lambda d: strides[d])
+    expected = 1
+    for d in dims:
+        if strides[d] != expected:
+            return False
+        expected *= shape[d]
+    return True
+
+
+def _broadcast(a: Shape, b: Shape) -> Optional[Shape]:
+    if a == b:
+        return a
+    if len(a) < len(b):
+        a, b = b, a
+    b = (1,) * (len(a) - len(b)) + b
+    out = []
+    for x, y in zip(a, b):
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            return None  # not broadcastable: let PyTorch raise
+    return tuple(out)
+
+
+def _stride_order(shape: Shape, operand_strides: Sequence[Shape]) -> list:
+    """TensorIterator's ``reorder_dimensions``: dims from fastest to slowest moving.
+
+    Operands' strides (0 on broadcast dims) are compared in operand order; the first one
+    that orders two dims decides; equal strides put the smaller dim first.
+    """
+    n = len(shape)
+    perm = list(range(n - 1, -1, -1))
+    if n == 1:
+        return [0]
+
+    def should_swap(d0: int, d1: int) -> int:
+        for strides in operand_strides:
+            s0, s1 = strides[d0], strides[d1]
+            if s0 == 0 or s1 == 0:
+                continue
+            if s0 < s1:
+                return -1
+            if s0 > s1:
+                return 1
+            if shape[d0] > shape[d1]:
+                return 1
+        return 0
+
+    for i in range(1, n):
+        dim1 = i
+        for dim0 in range(i - 1, -1, -1):
+            comparison = should_swap(perm[dim0], perm[dim1])
+            if comparison > 0:
+                perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
+                dim1 = dim0
+            elif comparison < 0:
+                break
+    return perm
+
+
+def _strides_from_order(shape: Shape, perm: Sequence[int]) -> Shape:
+    if list(perm) == list(range(len(shape) - 1, -1, -1)):
+        return contiguous_strides(shape)
+    strides = [0] * len(shape)
+    acc = 1
+    for d in perm:
+        strides[d] = acc
+        acc *= shape[d]
+    return tuple(strides)
+
+
+def elementwise_strides(shape: Shape, operands: Sequence[torch.Tensor], scalars: bool) -> Optional[Shape]:
+    """The strides TensorIterator gives the result of an element-wise operator.
+
+    ``operands``: the tensor inputs, in order; ``scalars``: whether Python numbers are
+    operands too (``x * 2.0``: a 0-dim operand, which turns the fast path off). Fast path,
+    when every operand has the result's shape: all row-major -> row-major; all channels-last
+    -> channels-last; all dense with the same strides -> those strides. Otherwise the result
+    is dense in the order of :func:`_stride_order`.
+    """
+    if 0 in shape:
+        return None
+    n = len(shape)
+    if not scalars and all(tuple(t.shape) == shape for t in operands):
+        if all(t.is_contiguous() for t in operands):
+            return contiguous_strides(shape)
+        if n == 4 and all(t.is_contiguous(memory_format=torch.channels_last) for t in operands):
+            return None  # channels-last: left to the meta kernel
+        first = operands[0].stride()
+        if _dense(shape, first) and all(t.stride() == first for t in operands[1:]):
+            return first
+    if n == 0:
+        return ()
+    aligned = []
+    for t in operands:
+        k = t.dim()
+        strides = [0] * (n - k)
+        for i, (size, stride) in enumerate(zip(t.shape, t.stride())):
+            strides.append(0 if size == 1 and shape[n - k + i] != 1 else stride)
+        aligned.append(strides)
+    return _strides_from_order(shape, _stride_order(shape, aligned))
+
+
+# --- the rules ----------------------------------------------------------------------------------
+
+#: Element-wise operators whose Python-number arguments are operands (``x * 2.0``).
+BINARY = {"add", "sub", "mul", "div", "rsub", "remainder", "fmod", "atan2", "eq", "ne", "lt", "le", "gt", "ge"}
+#: Element-wise operators whose Python-number arguments are parameters (``leaky_relu(x, 0.1)``).
+UNARY = set(
+    """
+    relu relu6 leaky_relu hardtanh clamp clamp_min clamp_max threshold elu selu celu gelu silu
+    mish sigmoid tanh hardswish hardsigmoid softplus erf neg abs exp sqrt rsqrt reciprocal sin cos
+    log exp2 expm1 log1p sign floor ceil round trunc square pow
+    """.split()
+)
+#: Element-wise operators of several tensors and parameters.
+TERNARY = {"maximum", "minimum", "lerp", "addcmul", "addcdiv"}
+ELEMENTWISE = BINARY | UNARY | TERNARY
+_COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge"}
+
+
+def _elementwise(name: str, inplace: bool):
+    scalars_are_operands = name in BINARY
+    boolean = name in _COMPARISONS
+
+    def rule(args, kwargs):
+        x = args[0]
+        if not _meta(x) or not x.is_floating_point():
+            return None  # e.g. pow(2, x), or a tensor made on the CPU inside forward
+        shape = tuple(x.shape)
+        operands = [x]
+        scalars = False
+        for other in args[1:]:
+            if isinstance(other, torch.Tensor):
+                if other.dtype != x.dtype or not (_meta(other) or other.dim() == 0):
+                    return None  # type promotion, or a CPU tensor: the meta kernel decides
+                if other.dim() == 0 and not _meta(other):
+                    return None
+                operands.append(other)
+                if other.shape != x.shape:
+                    shape = _broadcast(shape, tuple(other.shape))
+                    if shape is None:
+                        return None
+            elif other is None and name in UNARY:
+                continue  # clamp(x, None, 6): a parameter left out
+            elif isinstance(other, bool) or not isinstance(other, (int, float, str)):
+                return None  # a complex number, a boolean: the kernel decides
+            else:
+                scalars = scalars or (scalars_are_operands and not isinstance(other, str))
+        if any(isinstance(v, torch.Tensor) for v in kwargs.values()):
+            return None
+        if inplace:
+            return x if shape == tuple(x.shape) else None
+        strides = elementwise_strides(shape, operands, scalars and x.dim() > 0)
+        if strides is None:
+            return None
+        return _empty(shape, torch.bool if boolean else x.dtype, strides)
+
+    return rule
+
+
+def _conv(args, kwargs):
+    """convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups)."""
+    x, weight = args[0], args[1]
+    if not (_meta(x) and _meta(weight)) or x.dim() != weight.dim() or x.dtype != weight.dtype:
+        return None
+    if not (suggests_row_major(x) and suggests_row_major(weight)):
+        return None
+    stride, padding, dilation, transposed, output_padding, groups = args[3:9]
+    spatial = []
+    for i, size in enumerate(x.shape[2:]):
+        K = weight.shape[2 + i]
+        if transposed:
+            out = (size - 1) * stride[i] - 2 * padding[i] + dilation[i] * (K - 1) + output_padding[i] + 1
+        else:
+            out = (size + 2 * padding[i] - dilation[i] * (K - 1) - 1) // stride[i] + 1
+        if out <= 0:
+            return None
+        spatial.append(out)
+    channels = weight.shape[1] * groups if transposed else weight.shape[0]
+    return _empty((x.shape[0], channels, *spatial), x.dtype)
+
+
+def _matmul(first: int):
+    """mm/bmm (first = 0) and addmm/baddbmm (first = 1): a fresh row-major (…, n, m)."""
+
+    def rule(args, kwargs):
+        a, b = args[first], args[first + 1]
+        if not (_meta(a) and _meta(b)) or a.dtype != b.dtype or a.dim() != b.dim() or a.shape[-1] != b.shape[-2]:
+            return None
+        if a.dim() == 3 and a.shape[0] != b.shape[0]:
+            return None
+        return _empty((*a.shape[:-1], b.shape[-1]), a.dtype)
+
+    return rule
+
+
+def _reduced_shape(x: torch.Tensor, dims, keepdim: bool) -> Shape:
+    n = x.dim()
+    if dims is None or (isinstance(dims, (list, tuple)) and len(dims) == 0):
+        dims = range(n)
+    elif isinstance(dims, int):
+        dims = (dims,)
+    dims = {d % n if n else 0 for d in dims}
+    if keepdim:
+        return tuple(1 if i in dims else s for i, s in enumerate(x.shape))
+    return tuple(s for i, s in enumerate(x.shape) if i not in dims)
+
+
+def _reduction(dim_at: int, keepdim_at: int):
+    """sum/mean/amax/amin/linalg_vector_norm: a fresh row-major result, whatever the input."""
+
+    def rule(args, kwargs):
+        x = args[0]
+        if not _meta(x) or not x.is_floating_point() or kwargs.get("dtype") not in (None, x.dtype):
+            return None
+        if len(args) > max(dim_at, keepdim_at) + 1 and args[max(dim_at, keepdim_at) + 1] not in (None, x.dtype):
+            return None  # a dtype argument
+        dims = args[dim_at] if len(args) > dim_at else kwargs.get("dim")
+        keepdim = args[keepdim_at] if len(args) > keepdim_at else kwargs.get("keepdim", False)
+        return _empty(_reduced_shape(x, dims, keepdim), x.dtype)
+
+    return rule
+
+
+def _softmax(args, kwargs):
+    """_softmax/_log_softmax (x, dim, half_to_float), _safe_softmax (x, dim, dtype): row-major."""
+    x = args[0]
+    if not _meta(x) or (len(args) > 2 and args[2] not in (False, None, x.dtype)) or kwargs.get("dtype") not in (None, x.dtype):
+        return None
+    return _empty(tuple(x.shape), x.dtype)
+
+
+def _following_input(compute_shape: Callable):
+    """Kernels whose result follows the input's suggested memory format: row-major here."""
+
+    def rule(args, kwargs):
+        x = args[0]
+        if not _meta(x) or not suggests_row_major(x):
+            return None
+        shape = compute_shape(x, args, kwargs)
+        return None if shape is None else _empty(shape, x.dtype)
+
+    return rule
+
+
+_STATS: Dict[object, torch.Tensor] = {}
+
+
+def _no_stats(dtype) -> torch.Tensor:
+    stats = _STATS.get(dtype)
+    if stats is None:
+        stats = _STATS[dtype] = _empty((0,), dtype)
+    return stats
+
+
+def _batch_norm(args, kwargs):
+    """native_batch_norm (x, w, b, mean, var, training, momentum, eps) and
+    _native_batch_norm_legit_no_training (x, w, b, mean, var, momentum, eps)."""
+    x = args[0]
+    if not _meta(x) or not suggests_row_major(x) or x.dim() < 2:
+        return None
+    if len(args) > 5 and args[5] is True:  # training: per-channel statistics are returned too
+        return _empty(tuple(x.shape), x.dtype), _empty((x.shape[1],), x.dtype), _empty((x.shape[1],), x.dtype)
+    stats = _no_stats(x.dtype)
+    return _empty(tuple(x.shape), x.dtype), stats, stats
+
+
+def _layer_norm(args, kwargs):
+    """native_layer_norm (x, normalized_shape, weight, bias, eps): always row-major."""
+    x = args[0]
+    if not _meta(x):
+        return None
+    normalized = len(args[1])
+    stats_shape = tuple(x.shape[: x.dim() - normalized]) + (1,) * normalized
+    return _empty(tuple(x.shape), x.dtype), _empty(stats_shape, x.dtype), _empty(stats_shape, x.dtype)
+
+
+def _group_norm(args, kwargs):
+    """native_group_norm (x, weight, bias, N, C, HxW, group, eps)."""
+    x = args[0]
+    if not _meta(x) or not suggests_row_major(x):
+        return None
+    N, group = args[3], args[6]
+    return _empty(tuple(x.shape), x.dtype), _empty((N, group), x.dtype), _empty((N, group), x.dtype)
+
+
+def _pool_size(size, K, stride, padding, dilation, ceil_mode):
+    span = dilation * (K - 1) + 1
+    out = (size + 2 * padding - span + ((stride - 1) if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _pair(value, n=2):
+    if isinstance(value, int):
+        return (value,) * n
+    value = tuple(value)
+    return value * n if len(value) == 1 else value
+
+
+def _pooled(x, args, with_dilation: bool):
+    K = _pair(args[1])
+    stride = _pair(args[2]) if len(args) > 2 and args[2] else K
+    padding = _pair(args[3]) if len(args) > 3 else (0, 0)
+    if with_dilation:
+        dilation = _pair(args[4]) if len(args) > 4 else (1, 1)
+        ceil_mode = args[5] if len(args) > 5 else False
+    else:
+        dilation, ceil_mode = (1, 1), (args[4] if len(args) > 4 else False)
+    sizes = tuple(_pool_size(x.shape[-2 + i], K[i], stride[i], padding[i], dilation[i], ceil_mode) for i in range(2))
+    return None if min(sizes) <= 0 else tuple(x.shape[:-2]) + sizes
+
+
+def _max_pool2d(args, kwargs):  # (x, kernel, stride=[], padding=0, dilation=1, ceil_mode=False)
+    x = args[0]
+    if kwargs or not _meta(x) or x.dim() != 4 or not suggests_row_major(x):
+        return None
+    shape = _pooled(x, args, with_dilation=True)
+    return None if shape is None else (_empty(shape, x.dtype), _empty(shape, torch.int64))
+
+
+def _avg_pool2d(args, kwargs):  # (x, kernel, stride=[], padding=0, ceil_mode, count_include_pad, divisor)
+    x = args[0]
+    if kwargs or not _meta(x) or x.dim() != 4 or not suggests_row_major(x):
+        return None
+    shape = _pooled(x, args, with_dilation=False)
+    return None if shape is None else _empty(shape, x.dtype)
+
+
+def _adaptive_shape(x, args, kwargs):  # _adaptive_avg_pool2d (x, output_size)
+    return tuple(x.shape[:-2]) + _pair(args[1]) if x.dim() in (3, 4) else None
+
+
+def _upsample_shape(x, args, kwargs):  # upsample_*.default (x, output_size, ...)
+    size = args[1]
+    if not isinstance(size, (list, tuple)) or len(size) != x.dim() - 2:
+        return None
+    return tuple(x.shape[:2]) + tuple(size)
+
+
+def _pad_shape(x, args, kwargs):  # constant_pad_nd (x, pad, value=0)
+    pad = args[1]
+    if len(pad) % 2 or len(pad) // 2 > x.dim():
+        return None
+    shape = list(x.shape)
+    for i in range(len(pad) // 2):
+        shape[-1 - i] += pad[2 * i] + pad[2 * i + 1]
+        if shape[-1 - i] <= 0:
+            return None
+    return tuple(shape)
+
+
+def _cat(args, kwargs):
+    """cat(tensors, dim=0): row-major as soon as one input suggests it (ATen's
+    ``compute_output_memory_format``)."""
+    tensors = args[0]
+    dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+    if not tensors:
+        return None
+    first = tensors[0]
+    if not _meta(first) or first.dim() == 0:
+        return None
+    n = first.dim()
+    d = dim % n
+    total = 0
+    row_major = False
+    for t in tensors:
+        if not _meta(t) or t.dim() != n or t.dtype != first.dtype or t.numel() == 0:
+            return None
+        for i in range(n):
+            if i != d and t.shape[i] != first.shape[i]:
+                return None
+        total += t.shape[d]
+        row_major = row_major or suggests_row_major(t)
+    if not row_major:
+        return None
+    shape = list(first.shape)
+    shape[d] = total
+    return _empty(tuple(shape), first.dtype)
+
+
+def _copy_into(args, kwargs):
+    """copy_(dst, src): dst itself."""
+    dst, src = args[0], args[1]
+    if not _meta(dst) or not isinstance(src, torch.Tensor) or _broadcast(tuple(dst.shape), tuple(src.shape)) != tuple(dst.shape):
+        return None
+    return dst
+
+
+def _clone(args, kwargs):
+    """clone(x, memory_format=preserve): dense inputs keep their strides, others become dense
+    in their stride order; ``contiguous_format``: row-major."""
+    x = args[0]
+    if not _meta(x) or x.numel() == 0:
+        return None
+    memory_format = kwargs.get("memory_format", torch.preserve_format)
+    shape = tuple(x.shape)
+    if memory_format is torch.contiguous_format:
+        return _empty(shape, x.dtype)
+    if memory_format is not torch.preserve_format:
+        return None
+    strides = x.stride()
+    if _dense(shape, strides):
+        return _empty(shape, x.dtype, strides)
+    if not shape:
+        return _empty(shape, x.dtype)
+    return _empty(shape, x.dtype, _strides_from_order(shape, _stride_order(shape, [strides])))
+
+
+def _im2col(args, kwargs):  # im2col (x, kernel_size, dilation, padding, stride): (B, C·kh·kw, L)
+    x = args[0]
+    if not _meta(x) or x.dim() not in (3, 4):
+        return None
+    K, dilation, padding, stride = (_pair(a) for a in args[1:5])
+    blocks = [(x.shape[-2 + i] + 2 * padding[i] - dilation[i] * (K[i] - 1) - 1) // stride[i] + 1 for i in range(2)]
+    if min(blocks) <= 0:
+        return None
+    C = x.shape[-3]
+    return _empty(tuple(x.shape[:-3]) + (C * K[0] * K[1], blocks[0] * blocks[1]), x.dtype)
+
+
+def _col2im(args, kwargs):  # col2im (x, output_size, kernel_size, dilation, padding, stride): (B, C, H, W)
+    x = args[0]
+    if not _meta(x) or x.dim() not in (2, 3):
+        return None
+    K = _pair(args[2])
+    C = x.shape[-2] // (K[0] * K[1])
+    return _empty(tuple(x.shape[:-2]) + (C,) + tuple(_pair(args[1])), x.dtype)
+
+
+def _arange(args, kwargs):
+    """arange(end) / arange(start, end[, step]) on meta: a 1-D row-major tensor."""
+    if kwargs.get("device") != META or kwargs.get("layout") not in (None, torch.strided):
+        return None
+    numbers = list(args)
+    if not numbers or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+        return None
+    start, end, step = (0, numbers[0], 1) if len(numbers) == 1 else (numbers + [1])[:3]
+    if step == 0:
+        return None
+    dtype = kwargs.get("dtype") or (torch.int64 if all(isinstance(v, int) for v in numbers) else torch.get_default_dtype())
+    length = max(0, math.ceil((end - start) / step))
+    return _empty((length,), dtype)
+
+
+#: operator name -> (overloads the rule reads, rule(args, kwargs) -> result or None).
+SHAPE_RULES: Dict[str, Tuple[Tuple[str, ...], Callable]] = {
+    "convolution": (("default",), _conv),
+    "mm": (("default",), _matmul(0)),
+    "bmm": (("default",), _matmul(0)),
+    "addmm": (("default",), _matmul(1)),
+    "baddbmm": (("default",), _matmul(1)),
+    "sum": (("dim_IntList",), _reduction(1, 2)),
+    "mean": (("dim",), _reduction(1, 2)),
+    "amax": (("default",), _reduction(1, 2)),
+    "amin": (("default",), _reduction(1, 2)),
+    "linalg_vector_norm": (("default",), _reduction(2, 3)),
+    "_softmax": (("default",), _softmax),
+    "_log_softmax": (("default",), _softmax),
+    "_safe_softmax": (("default",), _softmax),
+    "native_batch_norm": (("default",), _batch_norm),
+    "_native_batch_norm_legit_no_training": (("default",), _batch_norm),
+    "native_layer_norm": (("default",), _layer_norm),
+    "native_group_norm": (("default",), _group_norm),
+    "max_pool2d_with_indices": (("default",), _max_pool2d),
+    "avg_pool2d": (("default",), _avg_pool2d),
+    "_adaptive_avg_pool2d": (("default",), _following_input(_adaptive_shape)),
+    "upsample_nearest2d": (("default",), _following_input(_upsample_shape)),
+    "upsample_bilinear2d": (("default",), _following_input(_upsample_shape)),
+    "upsample_bicubic2d": (("default",), _following_input(_upsample_shape)),
+    "_upsample_nearest_exact2d": (("default",), _following_input(_upsample_shape)),
+    "constant_pad_nd": (("default",), _following_input(_pad_shape)),
+    "cat": (("default",), _cat),
+    "copy_": (("default",), _copy_into),
+    "clone": (("default",), _clone),
+    "im2col": (("default",), _im2col),
+    "col2im": (("default",), _col2im),
+    "arange": (("default", "start", "start_step"), _arange),
+}
+
+
+def _reads_only(func) -> bool:
+    """No argument but ``self`` is written (so no ``out=`` variant)."""
+    return not any(a.alias_info is not None and a.alias_info.is_write and a.name != "self"
+                   for a in func._schema.arguments)
+
+
+def shape_rule(func) -> Optional[Callable]:
+    """The rule that answers ATen overload ``func`` on meta tensors, or ``None``.
+
+    ``func`` such as ``torch.ops.aten.add.Tensor``; in-place element-wise overloads
+    (``add_``) return their first operand.
+    """
+    packet = func.overloadpacket.__name__
+    overload = func._overloadname
+    inplace = packet.endswith("_") and packet != "copy_"
+    name = packet[:-1] if inplace else packet
+    if name in ELEMENTWISE:
+        if overload in ("Tensor", "default", "Scalar", "Tensor_Scalar", "Tensor_mode", "other") and _reads_only(func):
+            return _elementwise(name, inplace)
+        return None
+    if inplace or packet not in SHAPE_RULES:
+        return None
+    overloads, rule = SHAPE_RULES[packet]
+    return rule if overload in overloads else None
