@@ -205,6 +205,9 @@ UNARY = set(
 )
 #: Element-wise operators of several tensors and parameters.
 TERNARY = {"maximum", "minimum", "lerp", "addcmul", "addcdiv"}
+#: Element-wise operators whose CPU kernel allocates ``empty_like(x)`` (x's own layout)
+#: instead of letting TensorIterator choose.
+LIKE_INPUT = {"hardtanh"}
 ELEMENTWISE = BINARY | UNARY | TERNARY
 _COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge"}
 
@@ -212,6 +215,7 @@ _COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge"}
 def _elementwise(name: str, inplace: bool):
     scalars_are_operands = name in BINARY
     boolean = name in _COMPARISONS
+    like_input = name in LIKE_INPUT
 
     def rule(args, kwargs):
         x = args[0]
@@ -241,6 +245,8 @@ def _elementwise(name: str, inplace: bool):
             return None
         if inplace:
             return x if shape == tuple(x.shape) else None
+        if like_input:
+            return _empty_like(x)
         strides = elementwise_strides(shape, operands, scalars and x.dim() > 0)
         if strides is None:
             return None
@@ -345,12 +351,11 @@ def _no_stats(dtype) -> torch.Tensor:
 
 
 def _batch_norm(args, kwargs):
-    """native_batch_norm (x, w, b, mean, var, training, momentum, eps) and
-    _native_batch_norm_legit_no_training (x, w, b, mean, var, momentum, eps)."""
+    """native_batch_norm (x, weight, bias, mean, var, training, momentum, eps)."""
     x = args[0]
     if not _meta(x) or not suggests_row_major(x) or x.dim() < 2:
         return None
-    if len(args) > 5 and args[5] is True:  # training: per-channel statistics are returned too
+    if args[5] is True:  # training: per-channel statistics are returned too
         return _empty(tuple(x.shape), x.dtype), _empty((x.shape[1],), x.dtype), _empty((x.shape[1],), x.dtype)
     stats = _no_stats(x.dtype)
     return _empty(tuple(x.shape), x.dtype), stats, stats
@@ -432,8 +437,8 @@ def _upsample_shape(x, args, kwargs):  # upsample_*.default (x, output_size, ...
 
 def _pad_shape(x, args, kwargs):  # constant_pad_nd (x, pad, value=0)
     pad = args[1]
-    if len(pad) % 2 or len(pad) // 2 > x.dim():
-        return None
+    if len(pad) % 2 or len(pad) // 2 > x.dim() or min(pad) < 0 or max(pad) == 0:
+        return None  # cropping (negative pads) returns a view of x
     shape = list(x.shape)
     for i in range(len(pad) // 2):
         shape[-1 - i] += pad[2 * i] + pad[2 * i + 1]
@@ -479,24 +484,26 @@ def _copy_into(args, kwargs):
     return dst
 
 
-def _clone(args, kwargs):
-    """clone(x, memory_format=preserve): dense inputs keep their strides, others become dense
-    in their stride order; ``contiguous_format``: row-major."""
-    x = args[0]
-    if not _meta(x) or x.numel() == 0:
-        return None
-    memory_format = kwargs.get("memory_format", torch.preserve_format)
+def _empty_like(x: torch.Tensor) -> Optional[torch.Tensor]:
+    """``torch.empty_like(x)``: a dense x's strides, or dense in x's stride order."""
     shape = tuple(x.shape)
-    if memory_format is torch.contiguous_format:
-        return _empty(shape, x.dtype)
-    if memory_format is not torch.preserve_format:
+    if not shape or x.numel() == 0:
         return None
     strides = x.stride()
     if _dense(shape, strides):
         return _empty(shape, x.dtype, strides)
-    if not shape:
-        return _empty(shape, x.dtype)
     return _empty(shape, x.dtype, _strides_from_order(shape, _stride_order(shape, [strides])))
+
+
+def _clone(args, kwargs):
+    """clone(x, memory_format=preserve): like ``empty_like(x)``; ``contiguous_format``: row-major."""
+    x = args[0]
+    if not _meta(x):
+        return None
+    memory_format = kwargs.get("memory_format", torch.preserve_format)
+    if memory_format is torch.contiguous_format:
+        return _empty(tuple(x.shape), x.dtype)
+    return _empty_like(x) if memory_format is torch.preserve_format else None
 
 
 def _im2col(args, kwargs):  # im2col (x, kernel_size, dilation, padding, stride): (B, C·kh·kw, L)
@@ -551,7 +558,6 @@ SHAPE_RULES: Dict[str, Tuple[Tuple[str, ...], Callable]] = {
     "_log_softmax": (("default",), _softmax),
     "_safe_softmax": (("default",), _softmax),
     "native_batch_norm": (("default",), _batch_norm),
-    "_native_batch_norm_legit_no_training": (("default",), _batch_norm),
     "native_layer_norm": (("default",), _layer_norm),
     "native_group_norm": (("default",), _group_norm),
     "max_pool2d_with_indices": (("default",), _max_pool2d),
