@@ -87,8 +87,18 @@ def weights_on_meta(modules: Iterable[nn.Module]):
 
 def to_meta(tree):
     """Every tensor in a (nested) structure replaced by a meta tensor of the same shape,
-    dtype, strides and ``requires_grad``."""
-    return tree_map(lambda t: _stand_in(t) if isinstance(t, torch.Tensor) else t, tree)
+    dtype, strides and ``requires_grad``; a tensor passed twice gets one stand-in."""
+    made: Dict[int, torch.Tensor] = {}
+
+    def convert(value):
+        if not isinstance(value, torch.Tensor):
+            return value
+        meta = made.get(id(value))
+        if meta is None:
+            meta = made[id(value)] = _stand_in(value)
+        return meta
+
+    return tree_map(convert, tree)
 
 
 # --- attention ---------------------------------------------------------------------------------
@@ -108,9 +118,9 @@ def uses_fused_kernel(query, key, value, attn_mask=None, dropout_p=0.0, is_causa
     backend enabled (``torch.backends.cuda.flash_sdp_enabled()``, which CPU obeys too); no
     dropout; 3-D or 4-D query, key and value (3-D ones run as one batch of ``B`` heads); equal
     batch and head counts (key/value heads may divide the query's with ``enable_gqa``); equal
-    head dims; non-empty sequences; unit stride in the last dimension; a float dtype; and a
-    mask with unit last stride, of 2 dims or of 4 dims broadcastable over batch and heads,
-    whose last two dims are (L or 1, S or 1). So a 3-D mask on 4-D inputs sends it to the
+    head dims; non-empty sequences; unit stride in the last dimension of Q, K and V; a float
+    dtype; and a mask of 2 dims, or of 4 dims broadcastable over batch and heads, whose last
+    two dims are (L or 1, S or 1) (3-D inputs: a 3-D mask counts as 4-D). So a 3-D mask on 4-D inputs sends it to the
     math path. ``tests/test_count_meta.py`` checks this against the kernel PyTorch dispatches.
     """
     if not torch.backends.cuda.flash_sdp_enabled():
@@ -134,7 +144,7 @@ def uses_fused_kernel(query, key, value, attn_mask=None, dropout_p=0.0, is_causa
         return False
     if attn_mask is not None:
         mask = (1,) * (4 - dim) + tuple(attn_mask.shape) if attn_mask.dim() == dim else tuple(attn_mask.shape)
-        if attn_mask.requires_grad or attn_mask.stride(-1) != 1 or len(mask) not in (2, 4):
+        if attn_mask.requires_grad or len(mask) not in (2, 4):
             return False
         if mask[-2] not in (L, 1) or mask[-1] not in (S, 1):
             return False
