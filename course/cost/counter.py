@@ -25,6 +25,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from course.cost import ops
+from course.cost.leaves import PASS_THROUGH, leaf_call
 from course.cost.meta import attention_output, rnn_outputs, tensors_on_meta, to_meta, uses_fused_kernel
 from course.cost.report import CostReport, OpRecord
 
@@ -52,37 +53,44 @@ class _ModelTree:
         if not isinstance(model, nn.Module):
             return
         seen, seen_params, stack = set(), set(), [("", model)]
+        modules, types, training, tensors, params = self.modules, self.types, self.training, self.tensors, self.params
+        special = (nn.RNNBase, nn.MultiheadAttention)
         while stack:
             name, module = stack.pop()
-            if id(module) in seen:
+            key = id(module)
+            if key in seen:
                 continue
-            seen.add(id(module))
-            self.modules.append((name, module))
-            self.types[name] = type(module).__name__
-            if module.training:
-                self.training.append(module)
-            if isinstance(module, (nn.RNNBase, nn.MultiheadAttention)):
+            seen.add(key)
+            modules.append((name, module))
+            types[name] = type(module).__name__
+            state = module.__dict__
+            if state["training"]:
+                training.append(module)
+            if isinstance(module, special):
                 self.has_rnn = self.has_rnn or isinstance(module, nn.RNNBase)
                 self.has_mha = self.has_mha or isinstance(module, nn.MultiheadAttention)
-            table = module._parameters
+            table = state["_parameters"]
             if table:
                 owned = 0
-                for key, param in table.items():
+                for tensor_name, param in table.items():
                     if param is not None:
-                        self.tensors.append((table, key, param))
+                        tensors.append((table, tensor_name, param))
                         if id(param) not in seen_params:
                             seen_params.add(id(param))
                             owned += param.numel()
                 if owned:
-                    self.params[name] = owned
-            table = module._buffers
+                    params[name] = owned
+            table = state["_buffers"]
             if table:
-                self.tensors.extend((table, key, buffer) for key, buffer in table.items() if buffer is not None)
-            children = module._modules
+                for tensor_name, buffer in table.items():
+                    if buffer is not None:
+                        tensors.append((table, tensor_name, buffer))
+            children = state["_modules"]
             if children:
                 prefix = name + "." if name else ""
-                stack.extend((prefix + child_name, child) for child_name, child in reversed(children.items())
-                             if child is not None)
+                for child_name, child in reversed(children.items()):
+                    if child is not None:
+                        stack.append((prefix + child_name, child))
 
 
 class _ModuleStack:
@@ -94,20 +102,50 @@ class _ModuleStack:
     counted in a few milliseconds.
     """
 
-    def __init__(self, modules):
+    def __init__(self, modules, leaves: bool = False):
         self.names: List[str] = []  # the modules running now, innermost last
         self.log: List[str] = []  # every module call, in order
+        self.counting = None  # the _CountingMode, for leaves charged without their forward
         self._patched = []
         try:
             for name, module in modules:
                 if isinstance(module, torch.jit.ScriptModule):
                     continue
                 state = module.__dict__
+                leaf = leaf_call(module) if leaves else None
                 self._patched.append((state, state.get("forward", _MISSING)))
-                state["forward"] = self._wrap(name, module.forward)
+                state["forward"] = self._wrap(name, module.forward) if leaf is None else \
+                    self._wrap_leaf(name, module.forward, leaf)
         except BaseException:
             self.remove()
             raise
+
+    def _wrap_leaf(self, name: str, forward: Callable, leaf: Callable) -> Callable:
+        """A leaf of :mod:`course.cost.leaves`: its one ATen call charged without running it."""
+        names, log = self.names, self.log
+
+        def counted_leaf(*args, **kwargs):
+            log.append(name)
+            if len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+                call = leaf(args[0])
+                if call is PASS_THROUGH:
+                    return args[0]
+                if call is not None:
+                    func, op_args = call
+                    rule = ops.rule(func)
+                    if rule.shape is not None:
+                        with _NO_PYTHON_DISPATCH():  # the result is made here, not dispatched
+                            out = rule.shape(op_args, _NO_KWARGS)
+                        if out is not None:
+                            self.counting.charge(rule, op_args, None, out, name)
+                            return out[0] if isinstance(out, tuple) else out
+            names.append(name)
+            try:
+                return forward(*args, **kwargs)
+            finally:
+                names.pop()
+
+        return counted_leaf
 
     def _wrap(self, name: str, forward: Callable) -> Callable:
         names, log = self.names, self.log
@@ -145,24 +183,25 @@ class _ModuleStack:
         self._patched = []
 
 
-def _read_bytes(args, kwargs) -> int:
+def _read_bytes(rule: ops.Rule, args, kwargs) -> int:
     """Bytes of the tensors among an operator's arguments (lists of tensors too, e.g. for
     cat); a tensor passed twice (``x * x``) is read once."""
-    total, seen = 0, None
-    for value in (args if not kwargs else (*args, *kwargs.values())):
-        if isinstance(value, torch.Tensor):
-            tensors = (value,)
-        elif isinstance(value, (list, tuple)) and value and not isinstance(value[0], (int, float, bool)):
-            tensors = [v for v in value if isinstance(v, torch.Tensor)]
+    n = len(args)
+    found = [args[i] for i in rule.tensor_args if i < n]
+    for i in rule.tensor_lists:
+        if i < n and args[i]:
+            found.extend(args[i])
+    if kwargs:
+        found.extend(kwargs.values())
+    total, seen = 0, []
+    for tensor in found:
+        if not isinstance(tensor, torch.Tensor):
+            continue  # None, or a Python number given for a Tensor argument
+        for other in seen:
+            if other is tensor:
+                break
         else:
-            continue
-        for tensor in tensors:
-            if seen is None:
-                seen = {id(tensor)}
-            elif id(tensor) in seen:
-                continue
-            else:
-                seen.add(id(tensor))
+            seen.append(tensor)
             total += tensor.numel() * tensor.element_size()
     return total
 
@@ -204,6 +243,13 @@ class _WholeCallsNeeded(BaseException):
 #: path of ``scaled_dot_product_attention`` (``_safe_softmax``) and the LSTM and GRU cells.
 _WHOLE_CALL_MARKERS = ops.WHOLE_CALL_MARKERS
 _RULES, _NO_KWARGS = ops._RULES, {}
+_PYTHON_KEYS = torch._C.DispatchKeySet(torch._C.DispatchKey.Python) | torch._C.DispatchKeySet(
+    torch._C.DispatchKey.PythonTLSSnapshot)
+
+
+def _NO_PYTHON_DISPATCH():
+    """A context in which operators skip Python modes (ours included)."""
+    return torch._C._ExcludeDispatchKeyGuard(_PYTHON_KEYS)
 _VIEW, _MOVE, _MAC, _ELEMENTWISE, _UNCOUNTED = ops.VIEW, ops.MOVE, ops.MAC, ops.ELEMENTWISE, ops.UNCOUNTED
 
 
@@ -230,7 +276,9 @@ class _CountingMode(TorchDispatchMode):
         return False
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        rule = _RULES.get(func) or ops.rule(func)
+        rule = _RULES.get(id(func))
+        if rule is None or rule.func is not func:
+            rule = ops.rule(func)
         if self.watch and rule.marks_whole_call:
             self.needs_whole_calls = True
             raise _WholeCallsNeeded(rule.name)
@@ -252,6 +300,12 @@ class _CountingMode(TorchDispatchMode):
                 # A tensor made in ``forward`` on the default device and moved with
                 # ``.to(x.device)``: a no-op in the real pass, where x is on that device too.
                 return out
+        names = self.stack.names
+        self.charge(rule, args, kwargs, out, names[-1] if names else ROOT)
+        return out
+
+    def charge(self, rule: ops.Rule, args, kwargs, out, module: str) -> None:
+        """Record operator ``rule`` called with ``args`` and ``kwargs`` that returned ``out``."""
         if isinstance(out, torch.Tensor):
             first = out
             written = out.numel() * out.element_size()
@@ -263,12 +317,10 @@ class _CountingMode(TorchDispatchMode):
             written = _nbytes(outputs) if outputs else 0
         charge = rule.charge
         macs, elementwise = charge(args, first) if charge is not None else (0, 0)
-        names = self.stack.names
         self.records.append(OpRecord(
-            names[-1] if names else ROOT, name, macs, elementwise, first.numel() if first is not None else 0,
-            _read_bytes(args, kwargs), written, kind is not _UNCOUNTED,
+            module, rule.name, macs, elementwise, first.numel() if first is not None else 0,
+            _read_bytes(rule, args, kwargs), written, rule.kind is not _UNCOUNTED,
         ))
-        return out
 
     def record(self, name, inputs, outputs, macs=0, elementwise=0, counted=True) -> None:
         self.records.append(OpRecord(
@@ -384,8 +436,8 @@ def _run(model: Any, tree: _ModelTree, inputs: tuple, kwargs: dict, on_meta: boo
     """
     if on_meta:
         inputs, kwargs = to_meta(inputs), to_meta(kwargs)
-    stack = _ModuleStack(tree.modules)
-    mode = _CountingMode(stack, on_meta, watch=not whole_calls)
+    stack = _ModuleStack(tree.modules, leaves=on_meta)
+    mode = stack.counting = _CountingMode(stack, on_meta, watch=not whole_calls)
     try:
         # Set the flag in each module's __dict__ directly: nn.Module.__setattr__ is slow
         # enough to matter when a small model is counted in a few milliseconds.

@@ -20,7 +20,7 @@ Anything else is *uncounted*: the report lists it with its call count, never a s
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, NamedTuple, Optional, Sequence
+from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
@@ -318,6 +318,7 @@ WHOLE_CALL_MARKERS = {"_safe_softmax", "unsafe_split", "unsafe_split_with_sizes"
 class Rule(NamedTuple):
     """How the counter treats one operator overload (computed once, then looked up)."""
 
+    func: object  # the operator overload
     name: str  # ``op_name(func)``
     kind: str  # VIEW, MOVE, MAC, ELEMENTWISE or UNCOUNTED
     first_output_only: bool  # only the first output is written at inference
@@ -325,6 +326,18 @@ class Rule(NamedTuple):
     call: Callable  # the operator itself (its C++ entry point where PyTorch exposes it)
     marks_whole_call: bool  # name in WHOLE_CALL_MARKERS
     charge: Optional[Callable]  # (args, first output) -> (MACs, element-wise ops), or None: free
+    tensor_args: Tuple[int, ...]  # positions of the arguments that may hold a tensor
+    tensor_lists: Tuple[int, ...]  # positions of the arguments that hold lists of tensors
+
+
+def _tensor_positions(func) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    singles, lists = [], []
+    for i, argument in enumerate(func._schema.arguments):
+        kind = str(argument.type)
+        if argument.kwarg_only or "Tensor" not in kind:
+            continue
+        (lists if kind.startswith("List") else singles).append(i)
+    return tuple(singles), tuple(lists)
 
 
 def _charge(name: str) -> Optional[Callable]:
@@ -340,13 +353,15 @@ def _charge(name: str) -> Optional[Callable]:
     return lambda args, out: (0, charge * (args[0] if isinstance(args[0], torch.Tensor) else out).numel())
 
 
-_RULES: Dict[object, Rule] = {}
+#: id(operator overload) -> Rule. (Overloads live as long as the process; their own hash is a
+#: Python method, slower than an id.)
+_RULES: Dict[int, Rule] = {}
 
 
 def rule(func) -> Rule:
     """The :class:`Rule` of an ATen operator overload such as ``torch.ops.aten.addmm.default``."""
-    found = _RULES.get(func)
-    if found is None:
+    found = _RULES.get(id(func))
+    if found is None or found.func is not func:
         from course.cost.shapes import shape_rule
 
         name = op_name(func)
@@ -361,6 +376,7 @@ def rule(func) -> Rule:
         else:
             kind = UNCOUNTED
         call = func._op if getattr(func, "_pyobj_dispatcher", None) is None and hasattr(func, "_op") else func
-        found = _RULES[func] = Rule(name, kind, name in FIRST_OUTPUT_ONLY, shape_rule(func), call,
-                                    name in WHOLE_CALL_MARKERS, _charge(name) if kind in (MAC, ELEMENTWISE) else None)
+        found = _RULES[id(func)] = Rule(func, name, kind, name in FIRST_OUTPUT_ONLY, shape_rule(func), call,
+                                    name in WHOLE_CALL_MARKERS, _charge(name) if kind in (MAC, ELEMENTWISE) else None,
+                                    *_tensor_positions(func))
     return found
