@@ -387,3 +387,82 @@ def test_meta_pass_meeting_attention_late_restarts_and_matches_real():
     _assert_same(real, first)
     _assert_same(real, again)
     assert first.by_operator()["scaled_dot_product_attention"]["calls"] == 1
+
+
+# --- leaf modules charged without their forward (course.cost.leaves) ---------------------------------
+class _Flatten(nn.Module):
+    """reshape copies a tensor that is not row-major: the bytes show the leaf's output layout."""
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], -1) + 1.0
+
+
+_LEAF_LAYOUTS = {
+    "row_major": lambda: torch.randn(2, 8, 6, 6),
+    "channels_last": lambda: torch.randn(2, 8, 6, 6).contiguous(memory_format=torch.channels_last),
+    "channel_slice": lambda: torch.randn(1, 16, 6, 6)[:, 4:12],
+    "transposed": lambda: torch.randn(2, 8, 6, 6).transpose(2, 3),
+}
+_LEAVES = {
+    "conv": lambda: nn.Conv2d(8, 16, 3, stride=2, padding=1),
+    "conv_depthwise": lambda: nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=8, bias=False),
+    "conv_reflect": lambda: nn.Conv2d(8, 4, 3, padding=1, padding_mode="reflect"),
+    "conv_same": lambda: nn.Conv2d(8, 4, 4, padding="same"),
+    "batch_norm": lambda: nn.BatchNorm2d(8), "batch_norm_plain": lambda: nn.BatchNorm2d(8, affine=False),
+    "batch_norm_no_stats": lambda: nn.BatchNorm2d(8, track_running_stats=False),
+    "relu": lambda: nn.ReLU(), "relu_inplace": lambda: nn.ReLU(inplace=True), "relu6": lambda: nn.ReLU6(),
+    "silu_inplace": lambda: nn.SiLU(inplace=True), "hardswish": lambda: nn.Hardswish(),
+    "hardsigmoid": lambda: nn.Hardsigmoid(), "sigmoid": lambda: nn.Sigmoid(), "tanh": lambda: nn.Tanh(),
+    "gelu": lambda: nn.GELU(), "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "hardtanh": lambda: nn.Hardtanh(-1, 1),
+    "identity": lambda: nn.Identity(), "dropout": lambda: nn.Dropout(0.5),
+}
+
+
+@pytest.mark.parametrize("leaf", list(_LEAVES))
+def test_leaf_shortcut_gives_the_records_of_a_dispatched_call(leaf, monkeypatch):
+    from course.cost import counter, leaves
+
+    taken = []
+
+    def spy(module):
+        call = leaves.leaf_call(module)
+        if call is not None:
+            taken.append(type(module).__name__)
+        return call
+
+    for layout, make_input in _LEAF_LAYOUTS.items():
+        torch.manual_seed(0)
+        model, x = nn.Sequential(_LEAVES[leaf](), _Flatten()).train(), make_input()  # (count runs it in eval)
+        real = count(model, x, mode="real")
+        monkeypatch.setattr(counter, "leaf_call", spy)
+        shortcut = count(model, x)
+        monkeypatch.setattr(counter, "leaf_call", lambda module: None)
+        dispatched = count(model, x)
+        monkeypatch.undo()
+        if shortcut.notes:
+            # PyTorch's meta kernels do not lay channels-last results out as its CPU kernels
+            # do (a convolution's layout even depends on the backend it picks): the count
+            # falls back to a real pass, and says so.
+            assert layout == "channels_last" and "channels-last" in shortcut.notes[0], layout
+            assert shortcut.records == real.records
+            continue
+        assert shortcut.differences(real) == [], layout
+        assert dispatched.differences(real) == [], layout
+        assert shortcut.records == dispatched.records, layout
+    if leaf not in ("conv_reflect", "conv_same", "batch_norm_no_stats", "gelu_tanh"):
+        assert taken, "the shortcut was never taken"
+
+
+def test_channels_last_model_is_counted_with_a_real_pass_and_a_note():
+    """PyTorch's meta kernels return channels-last results row-major where its CPU kernels
+    keep them channels-last (a convolution's even depends on the backend it picks); a meta
+    pass would then mis-count the copies that follow. The count falls back to a real pass."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), _Flatten())
+    model = model.to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    auto, real = count(model, x), count(model, x, mode="real")
+    assert "channels-last" in auto.notes[0]
+    assert auto.records == real.records
+    with pytest.raises(RuntimeError, match="channels-last"):
+        count(model, x, mode="meta")

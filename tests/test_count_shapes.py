@@ -126,7 +126,12 @@ def _check(op: str, layout: str) -> set:
     answered = set()
     for func, args, kwargs, out in recorder.calls:
         rule = shapes.shape_rule(func)
-        predicted = rule(args, kwargs) if rule is not None else None
+        try:
+            predicted = rule(args, kwargs) if rule is not None else None
+        except shapes.LayoutUnknown:  # a channels-last convolution: the count falls back to a real pass
+            assert func.overloadpacket.__name__ == "convolution"
+            assert not (shapes.suggests_row_major(args[0]) and shapes.suggests_row_major(args[1]))
+            continue
         if predicted is None:
             continue  # no rule, or the rule declines: PyTorch's meta kernel runs
         answered.add(func.overloadpacket.__name__)

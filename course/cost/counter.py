@@ -9,7 +9,11 @@ for them hide their arithmetic or differ between a real and a meta pass:
 and charged zero by ``FlopCounterMode``) and the recurrent layers (on CPU an LSTM runs as one
 oneDNN kernel per layer, which ``FlopCounterMode`` also charges zero).
 
-How each operator is charged is in :mod:`course.cost.ops`.
+How each operator is charged is in :mod:`course.cost.ops`. The default pass runs on meta
+tensors (:mod:`course.cost.meta`); it is kept faster than the forward pass it counts by
+answering common operators from shapes (:mod:`course.cost.shapes`), charging common leaf
+modules without running them (:mod:`course.cost.leaves`), and seeing whole calls through a
+``TorchFunctionMode`` only in models that make them.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from course.cost import ops
 from course.cost.leaves import PASS_THROUGH, leaf_call
 from course.cost.meta import attention_output, rnn_outputs, tensors_on_meta, to_meta, uses_fused_kernel
+from course.cost.shapes import LayoutUnknown, has_channels_last
 from course.cost.report import CostReport, OpRecord
 
 ROOT = ""  # the name of the model itself, as in ``model.named_modules()``
@@ -183,9 +188,8 @@ class _ModuleStack:
         self._patched = []
 
 
-def _read_bytes(rule: ops.Rule, args, kwargs) -> int:
-    """Bytes of the tensors among an operator's arguments (lists of tensors too, e.g. for
-    cat); a tensor passed twice (``x * x``) is read once."""
+def _argument_tensors(rule: ops.Rule, args, kwargs) -> list:
+    """An operator's arguments that may be tensors (lists of tensors flattened)."""
     n = len(args)
     found = [args[i] for i in rule.tensor_args if i < n]
     for i in rule.tensor_lists:
@@ -193,8 +197,14 @@ def _read_bytes(rule: ops.Rule, args, kwargs) -> int:
             found.extend(args[i])
     if kwargs:
         found.extend(kwargs.values())
+    return found
+
+
+def _read_bytes(rule: ops.Rule, args, kwargs) -> int:
+    """Bytes of the tensors among an operator's arguments (lists of tensors too, e.g. for
+    cat); a tensor passed twice (``x * x``) is read once."""
     total, seen = 0, []
-    for tensor in found:
+    for tensor in _argument_tensors(rule, args, kwargs):
         if not isinstance(tensor, torch.Tensor):
             continue  # None, or a Python number given for a Tensor argument
         for other in seen:
@@ -239,25 +249,23 @@ class _WholeCallsNeeded(BaseException):
     """
 
 
-#: Operators that only the decompositions of the whole calls emit on meta tensors: the math
-#: path of ``scaled_dot_product_attention`` (``_safe_softmax``) and the LSTM and GRU cells.
-_WHOLE_CALL_MARKERS = ops.WHOLE_CALL_MARKERS
 _RULES, _NO_KWARGS = ops._RULES, {}
+_VIEW, _MOVE, _MAC, _ELEMENTWISE, _UNCOUNTED = ops.VIEW, ops.MOVE, ops.MAC, ops.ELEMENTWISE, ops.UNCOUNTED
 _PYTHON_KEYS = torch._C.DispatchKeySet(torch._C.DispatchKey.Python) | torch._C.DispatchKeySet(
     torch._C.DispatchKey.PythonTLSSnapshot)
 
 
 def _NO_PYTHON_DISPATCH():
-    """A context in which operators skip Python modes (ours included)."""
+    """A context in which operators skip Python modes (ours included): for tensors the counter
+    makes itself (results of leaves and whole calls on meta tensors)."""
     return torch._C._ExcludeDispatchKeyGuard(_PYTHON_KEYS)
-_VIEW, _MOVE, _MAC, _ELEMENTWISE, _UNCOUNTED = ops.VIEW, ops.MOVE, ops.MAC, ops.ELEMENTWISE, ops.UNCOUNTED
 
 
 class _CountingMode(TorchDispatchMode):
     """Charges each operator that reaches the dispatcher and records it against the module.
 
     ``watch``: the pass runs without :class:`_WholeCallMode` (a meta pass of a model that was
-    not seen to need it), and stops at the first operator of :data:`_WHOLE_CALL_MARKERS`.
+    not seen to need it), and stops at the first operator of :data:`ops.WHOLE_CALL_MARKERS`.
     """
 
     def __init__(self, stack: _ModuleStack, on_meta: bool, watch: bool = False):
@@ -283,11 +291,15 @@ class _CountingMode(TorchDispatchMode):
             self.needs_whole_calls = True
             raise _WholeCallsNeeded(rule.name)
         out = None
-        if self.on_meta and rule.shape is not None:
-            out = rule.shape(args, kwargs or _NO_KWARGS)
+        kind = rule.kind
+        if self.on_meta:
+            if rule.shape is not None:
+                out = rule.shape(args, kwargs or _NO_KWARGS)
+            if out is None and kind is not _VIEW and has_channels_last(_argument_tensors(rule, args, kwargs)):
+                raise LayoutUnknown(f"{rule.name} on a channels-last tensor: PyTorch's meta kernels do not always "
+                                    "lay results out as its CPU kernels do")
         if out is None:
             out = rule.call(*args, **kwargs) if kwargs else rule.call(*args)
-        kind = rule.kind
         if kind is _VIEW or self.paused:  # views are free: no arithmetic, no bytes
             return out
         name = rule.name
@@ -345,7 +357,8 @@ def _attention(counting: "_CountingMode", func, args, kwargs):
     bound = dict(zip(_SDPA_ARGS, args), **kwargs)
     query, key, value, mask = bound["query"], bound["key"], bound["value"], bound.get("attn_mask")
     if counting.on_meta:
-        out = attention_output(query, key, value, fused=uses_fused_kernel(**bound))
+        with _NO_PYTHON_DISPATCH():
+            out = attention_output(query, key, value, fused=uses_fused_kernel(**bound))
     else:
         out = _run_paused(counting, func, args, kwargs)
     macs, elementwise = ops.attention_cost(query, key, value)
@@ -378,7 +391,8 @@ def _recurrent(kind: str):
             w_hh = weights[1]
             hidden = w_hh.shape[1] if per_layer not in (3, 5) else weights[per_layer - 1].shape[1]
             out_size = w_hh.shape[1]
-            out = rnn_outputs(kind, data, hidden, out_size, layers, directions, batch_first)
+            with _NO_PYTHON_DISPATCH():
+                out = rnn_outputs(kind, data, hidden, out_size, layers, directions, batch_first)
         else:
             out = _run_paused(counting, func, args, kwargs)
         macs, elementwise = ops.rnn_cost(kind, tokens, weights, has_biases, layers, directions)

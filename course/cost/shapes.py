@@ -82,6 +82,17 @@ def suggests_row_major(t: torch.Tensor) -> bool:
     return not _channels_last_like(tuple(shape), t.stride())
 
 
+def _channels_last_strides(shape: Shape) -> Shape:
+    """The strides ``torch.empty(shape, memory_format=torch.channels_last)`` gets (4-D)."""
+    N, C, H, W = (max(size, 1) for size in shape)
+    return (H * W * C, 1, W * C, C)
+
+
+def has_channels_last(tensors) -> bool:
+    """Whether a 4-D or 5-D tensor among ``tensors`` suggests a channels-last layout."""
+    return any(isinstance(t, torch.Tensor) and t.dim() in (4, 5) and not suggests_row_major(t) for t in tensors)
+
+
 def _dense(shape: Shape, strides: Shape) -> bool:
     """c10's ``is_non_overlapping_and_dense``."""
     if len(shape) == 1:
@@ -175,7 +186,7 @@ def elementwise_strides(shape: Shape, operands: Sequence[torch.Tensor], scalars:
         if all(t.is_contiguous() for t in operands):
             return contiguous_strides(shape)
         if n == 4 and all(t.is_contiguous(memory_format=torch.channels_last) for t in operands):
-            return None  # channels-last: left to the meta kernel
+            return _channels_last_strides(shape)
         first = operands[0].stride()
         if _dense(shape, first) and all(t.stride() == first for t in operands[1:]):
             return first
@@ -255,13 +266,28 @@ def _elementwise(name: str, inplace: bool):
     return rule
 
 
+class LayoutUnknown(RuntimeError):
+    """The CPU kernel's result layout cannot be told from shapes (a meta pass would guess).
+
+    Raised for channels-last tensors reaching a kernel no rule answers: PyTorch's meta
+    kernels lay such results out row-major where its CPU kernels keep them channels-last
+    (convolution, reflection padding, batch norm on transposed inputs, ...).
+    """
+
+
 def _conv(args, kwargs):
-    """convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups)."""
+    """convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups).
+
+    Raises :class:`LayoutUnknown` for channels-last inputs or weights: the CPU backends
+    (oneDNN, NNPACK, the slow path, picked by sizes and thread count) then lay the result
+    out differently, while PyTorch's meta kernel always returns it row-major.
+    """
     x, weight = args[0], args[1]
     if not (_meta(x) and _meta(weight)) or x.dim() != weight.dim() or x.dtype != weight.dtype:
         return None
     if not (suggests_row_major(x) and suggests_row_major(weight)):
-        return None
+        raise LayoutUnknown("a convolution on channels-last tensors: its CPU result layout depends on the "
+                            "backend PyTorch picks, which a meta pass cannot know")
     stride, padding, dilation, transposed, output_padding, groups = args[3:9]
     spatial = []
     for i, size in enumerate(x.shape[2:]):
@@ -372,12 +398,19 @@ def _layer_norm(args, kwargs):
 
 
 def _group_norm(args, kwargs):
-    """native_group_norm (x, weight, bias, N, C, HxW, group, eps)."""
+    """native_group_norm (x, weight, bias, N, C, HxW, group, eps): row-major or channels-last,
+    as the input suggests (PyTorch's meta kernel always answers row-major)."""
     x = args[0]
-    if not _meta(x) or not suggests_row_major(x):
+    if not _meta(x):
         return None
     N, group = args[3], args[6]
-    return _empty(tuple(x.shape), x.dtype), _empty((N, group), x.dtype), _empty((N, group), x.dtype)
+    if suggests_row_major(x):
+        out = _empty(tuple(x.shape), x.dtype)
+    elif x.dim() == 4:
+        out = torch.empty(tuple(x.shape), dtype=x.dtype, device=META, memory_format=torch.channels_last)
+    else:
+        return None
+    return out, _empty((N, group), x.dtype), _empty((N, group), x.dtype)
 
 
 def _pool_size(size, K, stride, padding, dilation, ceil_mode):
