@@ -453,16 +453,28 @@ def test_leaf_shortcut_gives_the_records_of_a_dispatched_call(leaf, monkeypatch)
         assert taken, "the shortcut was never taken"
 
 
-def test_channels_last_model_is_counted_with_a_real_pass_and_a_note():
-    """PyTorch's meta kernels return channels-last results row-major where its CPU kernels
-    keep them channels-last (a convolution's even depends on the backend it picks); a meta
-    pass would then mis-count the copies that follow. The count falls back to a real pass."""
+def test_channels_last_model_meta_equals_real():
+    """PyTorch's meta kernels return convolutions, padding and group norm of channels-last
+    tensors row-major where its CPU kernels keep them channels-last: the shape rules follow
+    the CPU kernels (a mistake would show in the copy ``_Flatten`` makes or not)."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), _Flatten())
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.ZeroPad2d(1),
+                          nn.GroupNorm(2, 8), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, groups=8), _Flatten())
     model = model.to(memory_format=torch.channels_last)
     x = torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)
-    auto, real = count(model, x), count(model, x, mode="real")
-    assert "channels-last" in auto.notes[0]
-    assert auto.records == real.records
-    with pytest.raises(RuntimeError, match="channels-last"):
-        count(model, x, mode="meta")
+    _assert_same(count(model, x, mode="real"), count(model, x))
+
+
+def test_unknown_channels_last_layout_is_counted_with_a_real_pass_and_a_note():
+    """Where the CPU layout is not known from shapes (reflection padding, which has no rule;
+    a grouped channels-last convolution with a 1x1 result, whose layout depends on the
+    backend PyTorch picks), the count falls back to a real pass and says so."""
+    torch.manual_seed(0)
+    for model in (nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(8, 8, 3), _Flatten()),
+                  nn.Sequential(nn.Conv2d(8, 8, 8, groups=8), _Flatten())):
+        x = torch.randn(2, 8, 8, 8).contiguous(memory_format=torch.channels_last)
+        auto, real = count(model, x), count(model, x, mode="real")
+        assert "channels-last" in auto.notes[0]
+        assert auto.records == real.records
+        with pytest.raises(RuntimeError, match="channels-last"):
+            count(model, x, mode="meta")

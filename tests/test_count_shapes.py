@@ -95,6 +95,8 @@ _OPS = {
     "upsample_bilinear": lambda x: F.interpolate(x, size=(5, 7), mode="bilinear"),
     "upsample_bicubic": lambda x: F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=True),
     "pad": lambda x: F.pad(x, (1, 2, 0, 3)), "crop": lambda x: F.pad(x, (0, 0, -1, 0)),
+    "pad_nothing": lambda x: F.pad(x, (0, 0, 0, 0)), "crop_and_pad": lambda x: F.pad(x, (1, 0, 0, -1)),
+    "repeat": lambda x: x.repeat(1, 2, 1, 1), "repeat_more_dims": lambda x: x.repeat(2, 1, 1, 1, 3),
     "cat_self": lambda x: torch.cat([x, x], 1), "cat_row_major": lambda x: torch.cat([x, torch.randn(x.shape)], 1),
     "cat_last_dim": lambda x: torch.cat([x, x.clone()], -1),
     # fresh row-major results

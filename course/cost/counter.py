@@ -125,25 +125,29 @@ class _ModuleStack:
             self.remove()
             raise
 
-    def _wrap_leaf(self, name: str, forward: Callable, leaf: Callable) -> Callable:
+    def _wrap_leaf(self, name: str, forward: Callable, leaf) -> Callable:
         """A leaf of :mod:`course.cost.leaves`: its one ATen call charged without running it."""
         names, log = self.names, self.log
+        if leaf is PASS_THROUGH:
+            rule = arguments = None
+        else:
+            func, arguments = leaf
+            rule = ops.rule(func)
+            if rule.shape is None:
+                return self._wrap(name, forward)
 
         def counted_leaf(*args, **kwargs):
             log.append(name)
             if len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor) and args[0].is_meta:
-                call = leaf(args[0])
-                if call is PASS_THROUGH:
+                if rule is None:
                     return args[0]
-                if call is not None:
-                    func, op_args = call
-                    rule = ops.rule(func)
-                    if rule.shape is not None:
-                        with _NO_PYTHON_DISPATCH():  # the result is made here, not dispatched
-                            out = rule.shape(op_args, _NO_KWARGS)
-                        if out is not None:
-                            self.counting.charge(rule, op_args, None, out, name)
-                            return out[0] if isinstance(out, tuple) else out
+                op_args = arguments(args[0])
+                if op_args is not None:
+                    with _NO_PYTHON_DISPATCH():  # the result is made here, not dispatched
+                        out = rule.shape(op_args, _NO_KWARGS)
+                    if out is not None:
+                        self.counting.charge(rule, op_args, None, out, name)
+                        return out[0] if isinstance(out, tuple) else out
             names.append(name)
             try:
                 return forward(*args, **kwargs)

@@ -14,7 +14,7 @@ checks leaf by leaf that the shortcut gives the records a dispatched call gives.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 from torch import nn
@@ -25,62 +25,60 @@ aten = torch.ops.aten
 PASS_THROUGH = object()
 
 
-def _conv2d(module: nn.Conv2d) -> Optional[Callable]:
+def _conv2d(module: nn.Conv2d) -> Optional[tuple]:
     if module.padding_mode != "zeros" or isinstance(module.padding, str):
         return None  # F.pad first, or 'same' padding: several operators
     stride, padding, dilation = list(module.stride), list(module.padding), list(module.dilation)
     params, groups = module._parameters, module.groups
 
-    def call(x):
+    def arguments(x):
         if x.dim() != 4:
             return None  # unbatched: aten.conv2d adds and drops a batch dim
-        return aten.convolution.default, (x, params["weight"], params["bias"], stride, padding, dilation,
-                                          False, [0, 0], groups)
+        return x, params["weight"], params["bias"], stride, padding, dilation, False, [0, 0], groups
 
-    return call
+    return aten.convolution.default, arguments
 
 
-def _batch_norm2d(module: nn.BatchNorm2d) -> Optional[Callable]:
+def _batch_norm2d(module: nn.BatchNorm2d) -> Optional[tuple]:
     if not module.track_running_stats or module.running_mean is None or module.running_var is None:
         return None  # batch statistics even at inference
     params, buffers, eps = module._parameters, module._buffers, module.eps
     momentum = 0.0 if module.momentum is None else module.momentum
 
-    def call(x):
+    def arguments(x):
         if x.dim() != 4:
             return None
-        return aten.native_batch_norm.default, (x, params["weight"], params["bias"], buffers["running_mean"],
-                                                buffers["running_var"], False, momentum, eps)
+        return x, params["weight"], params["bias"], buffers["running_mean"], buffers["running_var"], False, momentum, eps
 
-    return call
+    return aten.native_batch_norm.default, arguments
+
+
+def _just_x(x):
+    return (x,)
 
 
 def _activation(functional, inplace_functional):
-    def leaf(module) -> Callable:
-        op = inplace_functional if getattr(module, "inplace", False) else functional
-        return lambda x: (op, (x,))
+    def leaf(module) -> tuple:
+        return (inplace_functional if getattr(module, "inplace", False) else functional), _just_x
 
     return leaf
 
 
-def _hardtanh(module) -> Callable:
-    op = aten.hardtanh_.default if module.inplace else aten.hardtanh.default
+def _hardtanh(module) -> tuple:
     low, high = float(module.min_val), float(module.max_val)
-    return lambda x: (op, (x, low, high))
+    return (aten.hardtanh_.default if module.inplace else aten.hardtanh.default), lambda x: (x, low, high)
 
 
-def _gelu(module: nn.GELU) -> Optional[Callable]:
-    if module.approximate != "none":
-        return None
-    return lambda x: (aten.gelu.default, (x,))
+def _gelu(module: nn.GELU) -> Optional[tuple]:
+    return None if module.approximate != "none" else (aten.gelu.default, _just_x)
 
 
-def _pass_through(module) -> Callable:
-    return lambda x: PASS_THROUGH
+def _pass_through(module):
+    return PASS_THROUGH
 
 
-def _dropout(module: nn.Dropout) -> Optional[Callable]:
-    return _pass_through(module)  # count() runs every module in eval mode: dropout is the identity
+def _dropout(module: nn.Dropout):
+    return PASS_THROUGH  # count() runs every module in eval mode: dropout is the identity
 
 
 _LEAVES = {
@@ -100,9 +98,10 @@ _LEAVES = {
 }
 
 
-def leaf_call(module: nn.Module) -> Optional[Callable]:
-    """For a leaf module counted in eval mode: ``f(x) -> (ATen overload, arguments)`` (the one
-    call its ``forward(x)`` makes), :data:`PASS_THROUGH`, or ``None`` (run the forward).
+def leaf_call(module: nn.Module):
+    """For a leaf module counted in eval mode: ``(ATen overload, arguments(x))``, the one call
+    its ``forward(x)`` makes (``arguments`` returns ``None`` for inputs it does not take);
+    :data:`PASS_THROUGH` for the identity; ``None``: run the forward.
 
     ``None`` for any class but the exact ones listed, and for a module whose ``forward`` was
     replaced on the instance.

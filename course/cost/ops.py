@@ -143,7 +143,8 @@ def _prod(values: Sequence[int]) -> int:
 def _conv_macs(args, out) -> tuple:
     x, weight, bias = args[0], args[1], args[2]
     transposed = bool(args[6]) if len(args) > 6 else False
-    kernel = _prod(weight.shape[2:])
+    shape = weight.shape
+    kernel = shape[2] * shape[3] if len(shape) == 4 else _prod(shape[2:])
     if transposed:  # weight (N, M/G, k...): every input element meets M/G * k^2 weights
         macs = x.numel() * weight.shape[1] * kernel
     else:  # weight (M, N/G, k...): every output element sums N/G * k^2 products

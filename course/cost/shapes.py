@@ -278,17 +278,19 @@ class LayoutUnknown(RuntimeError):
 def _conv(args, kwargs):
     """convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups).
 
-    Raises :class:`LayoutUnknown` for channels-last inputs or weights: the CPU backends
-    (oneDNN, NNPACK, the slow path, picked by sizes and thread count) then lay the result
-    out differently, while PyTorch's meta kernel always returns it row-major.
+    Row-major, or channels-last when the input or the weight suggests it (PyTorch's meta
+    kernel answers row-major there: wrong). Raises :class:`LayoutUnknown` where the CPU
+    backends (oneDNN, the slow path, picked by sizes, dtype and thread count) disagree: a
+    grouped channels-last convolution with a 1x1 result, transposed or 3-D channels-last ones.
     """
     x, weight = args[0], args[1]
     if not (_meta(x) and _meta(weight)) or x.dim() != weight.dim() or x.dtype != weight.dtype:
         return None
-    if not (suggests_row_major(x) and suggests_row_major(weight)):
-        raise LayoutUnknown("a convolution on channels-last tensors: its CPU result layout depends on the "
-                            "backend PyTorch picks, which a meta pass cannot know")
     stride, padding, dilation, transposed, output_padding, groups = args[3:9]
+    channels_last = not (suggests_row_major(x) and suggests_row_major(weight))
+    if channels_last and (x.dim() != 4 or transposed):
+        raise LayoutUnknown("a channels-last 3-D or transposed convolution: its CPU result layout "
+                            "depends on the backend PyTorch picks")
     spatial = []
     for i, size in enumerate(x.shape[2:]):
         K = weight.shape[2 + i]
@@ -300,7 +302,13 @@ def _conv(args, kwargs):
             return None
         spatial.append(out)
     channels = weight.shape[1] * groups if transposed else weight.shape[0]
-    return _empty((x.shape[0], channels, *spatial), x.dtype)
+    shape = (x.shape[0], channels, *spatial)
+    if not channels_last:
+        return _empty(shape, x.dtype)
+    if groups > 1 and spatial[0] * spatial[1] == 1:
+        raise LayoutUnknown("a grouped channels-last convolution with a 1x1 result: its CPU layout "
+                            "depends on the backend PyTorch picks")
+    return _empty(shape, x.dtype, _channels_last_strides(shape))
 
 
 def _matmul(first: int):
@@ -353,15 +361,22 @@ def _softmax(args, kwargs):
     return _empty(tuple(x.shape), x.dtype)
 
 
+def _like_suggested(x: torch.Tensor, shape: Shape) -> Optional[torch.Tensor]:
+    """A result in the memory format ``x`` suggests: row-major, or channels-last (4-D)."""
+    if suggests_row_major(x):
+        return _empty(shape, x.dtype)
+    return _empty(shape, x.dtype, _channels_last_strides(shape)) if len(shape) == 4 else None
+
+
 def _following_input(compute_shape: Callable):
-    """Kernels whose result follows the input's suggested memory format: row-major here."""
+    """Kernels whose result follows the input's suggested memory format."""
 
     def rule(args, kwargs):
         x = args[0]
-        if not _meta(x) or not suggests_row_major(x):
+        if not _meta(x):
             return None
         shape = compute_shape(x, args, kwargs)
-        return None if shape is None else _empty(shape, x.dtype)
+        return None if shape is None else _like_suggested(x, shape)
 
     return rule
 
@@ -379,12 +394,15 @@ def _no_stats(dtype) -> torch.Tensor:
 def _batch_norm(args, kwargs):
     """native_batch_norm (x, weight, bias, mean, var, training, momentum, eps)."""
     x = args[0]
-    if not _meta(x) or not suggests_row_major(x) or x.dim() < 2:
+    if not _meta(x) or x.dim() < 2:
+        return None
+    out = _like_suggested(x, tuple(x.shape))
+    if out is None:
         return None
     if args[5] is True:  # training: per-channel statistics are returned too
-        return _empty(tuple(x.shape), x.dtype), _empty((x.shape[1],), x.dtype), _empty((x.shape[1],), x.dtype)
+        return out, _empty((x.shape[1],), x.dtype), _empty((x.shape[1],), x.dtype)
     stats = _no_stats(x.dtype)
-    return _empty(tuple(x.shape), x.dtype), stats, stats
+    return out, stats, stats
 
 
 def _layer_norm(args, kwargs):
@@ -404,13 +422,8 @@ def _group_norm(args, kwargs):
     if not _meta(x):
         return None
     N, group = args[3], args[6]
-    if suggests_row_major(x):
-        out = _empty(tuple(x.shape), x.dtype)
-    elif x.dim() == 4:
-        out = torch.empty(tuple(x.shape), dtype=x.dtype, device=META, memory_format=torch.channels_last)
-    else:
-        return None
-    return out, _empty((N, group), x.dtype), _empty((N, group), x.dtype)
+    out = _like_suggested(x, tuple(x.shape))
+    return None if out is None else (out, _empty((N, group), x.dtype), _empty((N, group), x.dtype))
 
 
 def _pool_size(size, K, stride, padding, dilation, ceil_mode):
@@ -443,18 +456,19 @@ def _pooled(x, args, with_dilation: bool):
 
 def _max_pool2d(args, kwargs):  # (x, kernel, stride=[], padding=0, dilation=1, ceil_mode=False)
     x = args[0]
-    if kwargs or not _meta(x) or x.dim() != 4 or not suggests_row_major(x):
+    if kwargs or not _meta(x) or x.dim() != 4:
         return None
     shape = _pooled(x, args, with_dilation=True)
-    return None if shape is None else (_empty(shape, x.dtype), _empty(shape, torch.int64))
+    out = None if shape is None else _like_suggested(x, shape)
+    return None if out is None else (out, _empty(shape, torch.int64, out.stride()))
 
 
 def _avg_pool2d(args, kwargs):  # (x, kernel, stride=[], padding=0, ceil_mode, count_include_pad, divisor)
     x = args[0]
-    if kwargs or not _meta(x) or x.dim() != 4 or not suggests_row_major(x):
+    if kwargs or not _meta(x) or x.dim() != 4:
         return None
     shape = _pooled(x, args, with_dilation=False)
-    return None if shape is None else _empty(shape, x.dtype)
+    return None if shape is None else _like_suggested(x, shape)
 
 
 def _adaptive_shape(x, args, kwargs):  # _adaptive_avg_pool2d (x, output_size)
@@ -468,21 +482,28 @@ def _upsample_shape(x, args, kwargs):  # upsample_*.default (x, output_size, ...
     return tuple(x.shape[:2]) + tuple(size)
 
 
-def _pad_shape(x, args, kwargs):  # constant_pad_nd (x, pad, value=0)
-    pad = args[1]
-    if len(pad) % 2 or len(pad) // 2 > x.dim() or min(pad) < 0 or max(pad) == 0:
-        return None  # cropping (negative pads) returns a view of x
+def _pad(args, kwargs):
+    """constant_pad_nd (x, pad, value=0): padding gives the memory format x suggests;
+    cropping (no positive pad) a copy of the cropped view, dense in x's stride order."""
+    x, pad = args[0], args[1]
+    if not _meta(x) or len(pad) % 2 or len(pad) // 2 > x.dim():
+        return None
     shape = list(x.shape)
     for i in range(len(pad) // 2):
         shape[-1 - i] += pad[2 * i] + pad[2 * i + 1]
         if shape[-1 - i] <= 0:
             return None
-    return tuple(shape)
+    shape = tuple(shape)
+    if min(pad) >= 0 and max(pad) > 0:
+        return _like_suggested(x, shape)
+    if max(pad) <= 0:
+        return _empty_like_strided(shape, x.stride(), x.dtype)
+    return None  # cropping one side and padding another
 
 
 def _cat(args, kwargs):
-    """cat(tensors, dim=0): row-major as soon as one input suggests it (ATen's
-    ``compute_output_memory_format``)."""
+    """cat(tensors, dim=0): row-major as soon as one input suggests it, channels-last when
+    all do (ATen's ``compute_output_memory_format``)."""
     tensors = args[0]
     dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
     if not tensors:
@@ -502,11 +523,11 @@ def _cat(args, kwargs):
                 return None
         total += t.shape[d]
         row_major = row_major or suggests_row_major(t)
-    if not row_major:
-        return None
     shape = list(first.shape)
     shape[d] = total
-    return _empty(tuple(shape), first.dtype)
+    if row_major:
+        return _empty(tuple(shape), first.dtype)
+    return _empty(tuple(shape), first.dtype, _channels_last_strides(tuple(shape))) if n == 4 else None
 
 
 def _copy_into(args, kwargs):
@@ -519,13 +540,24 @@ def _copy_into(args, kwargs):
 
 def _empty_like(x: torch.Tensor) -> Optional[torch.Tensor]:
     """``torch.empty_like(x)``: a dense x's strides, or dense in x's stride order."""
-    shape = tuple(x.shape)
-    if not shape or x.numel() == 0:
+    return _empty_like_strided(tuple(x.shape), x.stride(), x.dtype)
+
+
+def _empty_like_strided(shape: Shape, strides: Shape, dtype) -> Optional[torch.Tensor]:
+    if not shape or 0 in shape:
         return None
-    strides = x.stride()
     if _dense(shape, strides):
-        return _empty(shape, x.dtype, strides)
-    return _empty(shape, x.dtype, _strides_from_order(shape, _stride_order(shape, [strides])))
+        return _empty(shape, dtype, strides)
+    return _empty(shape, dtype, _strides_from_order(shape, _stride_order(shape, [strides])))
+
+
+def _repeat(args, kwargs):
+    """repeat(x, repeats): a fresh row-major tensor."""
+    x, repeats = args[0], args[1]
+    if not _meta(x) or len(repeats) < x.dim():
+        return None
+    sizes = (1,) * (len(repeats) - x.dim()) + tuple(x.shape)
+    return _empty(tuple(s * r for s, r in zip(sizes, repeats)), x.dtype)
 
 
 def _clone(args, kwargs):
@@ -600,7 +632,8 @@ SHAPE_RULES: Dict[str, Tuple[Tuple[str, ...], Callable]] = {
     "upsample_bilinear2d": (("default",), _following_input(_upsample_shape)),
     "upsample_bicubic2d": (("default",), _following_input(_upsample_shape)),
     "_upsample_nearest_exact2d": (("default",), _following_input(_upsample_shape)),
-    "constant_pad_nd": (("default",), _following_input(_pad_shape)),
+    "constant_pad_nd": (("default",), _pad),
+    "repeat": (("default",), _repeat),
     "cat": (("default",), _cat),
     "copy_": (("default",), _copy_into),
     "clone": (("default",), _clone),
