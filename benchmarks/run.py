@@ -3,6 +3,7 @@
     make bench                                          # everything (about 15 minutes on 2 cores)
     .venv/bin/python benchmarks/run.py --skip-notebooks
     .venv/bin/python benchmarks/run.py --only counter --table          # the counter alone, per model
+    .venv/bin/python benchmarks/run.py --only counter --table --check  # + meta == real, per model
     .venv/bin/python benchmarks/run.py --only counter --counter-models zoo --model 'mobilenet*'
 
 Sections (``--only``, repeatable):
@@ -70,13 +71,15 @@ def _counter_models(which: str, pattern: str | None):
     return [m for m in models if pattern is None or fnmatch.fnmatch(m[0], pattern)]
 
 
-def time_counter(models, repeats: int, progress=None) -> list:
+def time_counter(models, repeats: int, check: bool = False, progress=None) -> list:
     """Per model: medians of ``repeats`` interleaved timings of an eager forward pass, ``count``
     and ``FlopCounterMode``, in one process on one thread (each timed once before, as warm-up).
 
     ``FlopCounterMode`` runs under ``torch.no_grad()`` like the other two; on the few models
     where its module tracker refuses that (a parameter passed to a submodule: PiT, CaiT) it
-    runs with autograd on, and the row says so (``fcm_grad``).
+    runs with autograd on, and the row says so (``fcm_grad``). Its MACs (FLOPs / 2) are kept
+    (``fcm_macs``); ``check`` also counts with a real pass and records whether the meta pass
+    equals it on every field, without a note (``meta_eq_real``).
     """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -102,10 +105,10 @@ def time_counter(models, repeats: int, progress=None) -> list:
             return fcm.get_total_flops() // 2
 
         try:
-            flop_counter()
+            fcm_macs = flop_counter()
         except AssertionError:  # torch.utils.module_tracker under no_grad
             fcm_grad = True
-            flop_counter()
+            fcm_macs = flop_counter()
         report = counter()
         eager()
         times = {"eager": [], "count": [], "fcm": []}
@@ -114,7 +117,10 @@ def time_counter(models, repeats: int, progress=None) -> list:
                 start = time.perf_counter()
                 fn()
                 times[key].append(time.perf_counter() - start)
-        row = {"model": label, "family": family, "group": group, "macs": report.macs, "fcm_grad": fcm_grad}
+        row = {"model": label, "family": family, "group": group, "macs": report.macs, "fcm_macs": fcm_macs,
+               "fcm_grad": fcm_grad}
+        if check:
+            row["meta_eq_real"] = not report.notes and not report.differences(count(model, x, mode="real"))
         row.update({f"t_{key}": statistics.median(values) for key, values in times.items()})
         rows.append(row)
         if progress:
@@ -140,21 +146,28 @@ def _summary(rows, group_name: str) -> list:
 
 
 def counter_table(rows) -> str:
-    """The per-model table: MACs, the three median times and the two ratios."""
-    lines = [f"{'model':30s} {'family':16s} {'GMACs':>8s} {'eager ms':>9s} {'count ms':>9s} {'FCM ms':>9s}"
-             f" {'count/fwd':>9s} {'count/FCM':>9s}"]
+    """The per-model table: MACs (counter, FlopCounterMode), meta == real (when checked), the
+    three median times and the two ratios."""
+    check = any("meta_eq_real" in r for r in rows)
+    lines = [f"{'model':30s} {'family':16s} {'GMACs':>8s} {'FCM GMACs':>10s}" + (" meta==real" if check else "")
+             + f" {'eager ms':>9s} {'count ms':>9s} {'FCM ms':>9s} {'count/fwd':>9s} {'count/FCM':>9s}"]
     for r in rows:
         mark = "*" if r["fcm_grad"] else " "
-        lines.append(f"{r['model']:30s} {r['family']:16s} {r['macs'] / 1e9:8.3f} {r['t_eager'] * 1e3:9.1f}"
-                     f" {r['t_count'] * 1e3:9.1f} {r['t_fcm'] * 1e3:8.1f}{mark} {r['t_count'] / r['t_eager']:9.2f}"
-                     f" {r['t_count'] / r['t_fcm']:9.2f}")
+        same = (f" {'yes' if r['meta_eq_real'] else 'NO':>10s}" if check else "")
+        fcm = f"{r['fcm_macs'] / 1e9:9.3f}" + ("" if r["fcm_macs"] == r["macs"] else "!")
+        lines.append(f"{r['model']:30s} {r['family']:16s} {r['macs'] / 1e9:8.3f} {fcm:>10s}{same}"
+                     f" {r['t_eager'] * 1e3:9.1f} {r['t_count'] * 1e3:9.1f} {r['t_fcm'] * 1e3:8.1f}{mark}"
+                     f" {r['t_count'] / r['t_eager']:9.2f} {r['t_count'] / r['t_fcm']:9.2f}")
     if any(r["fcm_grad"] for r in rows):
         lines.append("* FlopCounterMode timed with autograd on (its module tracker fails under no_grad here)")
+    if any(r["fcm_macs"] != r["macs"] for r in rows):
+        lines.append("! FlopCounterMode's MACs differ: it charges nothing for the fused CPU attention kernel (zoo models "
+                     "call it; the sweep turns it off) nor for oneDNN's LSTM kernel (tests/test_count_sweep.py)")
     return "\n".join(lines)
 
 
 def bench_counter(repeats: int, which: str = "all", pattern: str | None = None, table: bool = False,
-                  save: str | None = None) -> list:
+                  save: str | None = None, check: bool = False) -> list:
     """count() against an eager forward pass and FlopCounterMode over the timm sweep and the zoo."""
     import json
 
@@ -163,7 +176,7 @@ def bench_counter(repeats: int, which: str = "all", pattern: str | None = None, 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        rows = time_counter(_counter_models(which, pattern), repeats)
+        rows = time_counter(_counter_models(which, pattern), repeats, check=check)
     finally:
         torch.set_num_threads(threads)
     if table:
@@ -276,6 +289,8 @@ def main() -> int:
     parser.add_argument("--model", help="counter section: only models matching this shell pattern")
     parser.add_argument("--table", action="store_true", help="counter section: print the per-model table")
     parser.add_argument("--save", help="counter section: write the per-model timings to this JSON file")
+    parser.add_argument("--check", action="store_true",
+                        help="counter section: also count with a real pass and show whether meta == real on every field")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=FutureWarning)  # fvcore's use of torch.jit
     warnings.filterwarnings("ignore", category=UserWarning)  # timm's deprecation notices
@@ -291,11 +306,14 @@ def main() -> int:
     if "explorer" in sections:
         rows += bench_explorer(args.repeats)
     if "counter" in sections:
-        rows += bench_counter(args.counter_repeats, args.counter_models, args.model, args.table, args.save)
+        rows += bench_counter(args.counter_repeats, args.counter_models, args.model, args.table, args.save, args.check)
     if "fvcore" in sections:
         rows += bench_fvcore(args.repeats)
     if "notebooks" in sections:
         rows += bench_notebooks()
+    if not rows:
+        print("nothing measured (no section, or no model matches --model)")
+        return 1
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':{width}s}  {'value':>9s}  {'target':>7s}  note")
     print("-" * (width + 40))

@@ -115,13 +115,19 @@ def build(name: str, seed: int = 0) -> Tuple[nn.Module, torch.Tensor]:
 
 
 def flop_counter_macs(model: nn.Module, *inputs: torch.Tensor) -> int:
-    """MACs by PyTorch's ``FlopCounterMode`` (its FLOPs / 2) for one forward pass.
+    """MACs by PyTorch's ``FlopCounterMode`` (its FLOPs / 2) for one inference forward pass.
 
-    Runs with autograd enabled, as ``FlopCounterMode`` is usually run: its module tracker fails
-    under ``torch.no_grad()`` on models that pass a parameter to a submodule (PiT, CaiT).
+    Runs under ``torch.no_grad()``, or with autograd on where its module tracker refuses
+    ``no_grad`` (models that pass a parameter to a submodule, e.g. PiT and CaiT).
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
-        model(*inputs)
-    return counter.get_total_flops() // 2
+    for grad in (False, True):
+        try:
+            with FlopCounterMode(display=False) as counter, torch.set_grad_enabled(grad):
+                model(*inputs)
+            return counter.get_total_flops() // 2
+        except AssertionError:  # torch.utils.module_tracker: "Expected gradient function to be set"
+            if grad:
+                raise
+    raise AssertionError("unreachable")
