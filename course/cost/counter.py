@@ -36,6 +36,7 @@ from course.cost.report import CostReport, OpRecord
 
 ROOT = ""  # the name of the model itself, as in ``model.named_modules()``
 _MISSING = object()
+_SCRIPT_MODULE = torch.jit.ScriptModule
 
 
 class _ModelTree:
@@ -112,15 +113,15 @@ class _ModuleStack:
         self.log: List[str] = []  # every module call, in order
         self.counting = None  # the _CountingMode, for leaves charged without their forward
         self._patched = []
+        patched, wrap, wrap_leaf = self._patched, self._wrap, self._wrap_leaf
         try:
             for name, module in modules:
-                if isinstance(module, torch.jit.ScriptModule):
+                if isinstance(module, _SCRIPT_MODULE):
                     continue
                 state = module.__dict__
                 leaf = leaf_call(module) if leaves else None
-                self._patched.append((state, state.get("forward", _MISSING)))
-                state["forward"] = self._wrap(name, module.forward) if leaf is None else \
-                    self._wrap_leaf(name, module.forward, leaf)
+                patched.append((state, state.get("forward", _MISSING)))
+                state["forward"] = wrap(name, module.forward) if leaf is None else wrap_leaf(name, module.forward, leaf)
         except BaseException:
             self.remove()
             raise
