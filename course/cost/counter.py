@@ -112,6 +112,7 @@ class _ModuleStack:
         self.names: List[str] = []  # the modules running now, innermost last
         self.log: List[str] = []  # every module call, in order
         self.counting = None  # the _CountingMode, for leaves charged without their forward
+        self.no_python_dispatch = _NO_PYTHON_DISPATCH()  # one guard per pass, entered per leaf
         self._patched = []
         patched, wrap, wrap_leaf = self._patched, self._wrap, self._wrap_leaf
         try:
@@ -128,7 +129,7 @@ class _ModuleStack:
 
     def _wrap_leaf(self, name: str, forward: Callable, leaf) -> Callable:
         """A leaf of :mod:`course.cost.leaves`: its one ATen call charged without running it."""
-        names, log = self.names, self.log
+        names, log, guard = self.names, self.log, self.no_python_dispatch
         if leaf is PASS_THROUGH:
             rule = arguments = None
         else:
@@ -144,7 +145,7 @@ class _ModuleStack:
                     return args[0]
                 op_args = arguments(args[0])
                 if op_args is not None:
-                    with _NO_PYTHON_DISPATCH():  # the result is made here, not dispatched
+                    with guard:  # the result is made here, not dispatched
                         out = rule.shape(op_args, _NO_KWARGS)
                     if out is not None:
                         self.counting.charge(rule, op_args, None, out, name)

@@ -4,8 +4,8 @@ The most common leaves of vision models (``nn.Conv2d``, ``nn.BatchNorm2d``, acti
 ``nn.Identity``, eval-mode ``nn.Dropout``) each make exactly one ATen call, or none. For
 these, the counter builds that call (operator and arguments, as PyTorch would dispatch it)
 and charges it directly: same record, same result tensor, without the Python of the
-module's ``forward`` and ``torch.nn.functional`` and a trip through the dispatcher. On a
-small model that is a third of a meta pass.
+module's ``forward`` and ``torch.nn.functional`` and a trip through the dispatcher, which
+on a small CNN are much of the cost of a meta pass.
 
 Only exact classes qualify (a subclass may override ``forward``), and only for the inputs
 the shape rules answer; anything else runs ``forward`` as usual. ``tests/test_count_meta.py``

@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_map
 
+from course.cost.shapes import contiguous_strides, empty_like
+
 META = torch.device("meta")
 
 #: id(real tensor) -> (weak reference to it, its meta stand-in). Counting a model again, as an
@@ -104,7 +106,7 @@ def to_meta(tree):
 # --- attention ---------------------------------------------------------------------------------
 
 def _empty(shape, dtype) -> torch.Tensor:
-    return torch.empty(shape, dtype=dtype, device=META)
+    return torch.empty_strided(shape, contiguous_strides(tuple(shape)), dtype=dtype, device=META)
 
 
 _FUSED_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
@@ -162,7 +164,8 @@ def attention_output(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     batched matmul and returns a row-major tensor.
     """
     if fused:
-        return torch.empty_like(query, device=META)
+        like = empty_like(query)
+        return like if like is not None else torch.empty_like(query, device=META)
     return _empty(tuple(query.shape[:-1]) + (value.shape[-1],), query.dtype)
 
 

@@ -120,7 +120,7 @@ MOVES_DATA = set(
     im2col tril triu pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle
     repeat_interleave masked_select index_put index_copy slice_scatter
     select_scatter tile reflection_pad1d replication_pad1d reflection_pad3d replication_pad3d
-    constant_pad_nd _pad_circular narrow_copy
+    _pad_circular narrow_copy
     """.split()
 )
 

@@ -48,8 +48,9 @@ def _meta(t) -> bool:
 
 
 def _empty(shape: Sequence[int], dtype, strides: Optional[Sequence[int]] = None) -> torch.Tensor:
+    """A meta tensor (row-major unless ``strides``); ``empty_strided`` is the quickest way."""
     if strides is None:
-        return torch.empty(shape, dtype=dtype, device=META)
+        strides = contiguous_strides(tuple(shape))
     return torch.empty_strided(shape, strides, dtype=dtype, device=META)
 
 
@@ -237,10 +238,8 @@ def _elementwise(name: str, inplace: bool):
         scalars = False
         for other in args[1:]:
             if isinstance(other, torch.Tensor):
-                if other.dtype != x.dtype or not (_meta(other) or other.dim() == 0):
+                if other.dtype != x.dtype or not _meta(other):
                     return None  # type promotion, or a CPU tensor: the meta kernel decides
-                if other.dim() == 0 and not _meta(other):
-                    return None
                 operands.append(other)
                 if other.shape != x.shape:
                     shape = _broadcast(shape, tuple(other.shape))
@@ -269,9 +268,10 @@ def _elementwise(name: str, inplace: bool):
 class LayoutUnknown(RuntimeError):
     """The CPU kernel's result layout cannot be told from shapes (a meta pass would guess).
 
-    Raised for channels-last tensors reaching a kernel no rule answers: PyTorch's meta
-    kernels lay such results out row-major where its CPU kernels keep them channels-last
-    (convolution, reflection padding, batch norm on transposed inputs, ...).
+    Raised for channels-last tensors reaching a kernel no rule answers (PyTorch's meta kernels
+    lay such results out row-major where its CPU kernels keep them channels-last: reflection
+    padding, for one), and by :func:`_conv` where the CPU layout depends on the backend.
+    The counter then counts with a real pass, and says so.
     """
 
 
@@ -536,6 +536,11 @@ def _copy_into(args, kwargs):
     if not _meta(dst) or not isinstance(src, torch.Tensor) or _broadcast(tuple(dst.shape), tuple(src.shape)) != tuple(dst.shape):
         return None
     return dst
+
+
+def empty_like(x: torch.Tensor) -> Optional[torch.Tensor]:
+    """``torch.empty_like(x)`` on meta (``None`` for 0-dim or empty x), without its cost."""
+    return _empty_like(x)
 
 
 def _empty_like(x: torch.Tensor) -> Optional[torch.Tensor]:
