@@ -1,8 +1,9 @@
 """Grading round trips on the real course, every chapter in one batch (``--jobs 2``).
 
-For each chapter: the solution notebook gets full marks; the released student notebook gets
-zero with a "not attempted" message per exercise; and a copy of the solution with its first
-exercise answered wrongly loses exactly that exercise's points.
+For each chapter: the solution notebook gets full marks (hidden cases included); the released
+student notebook gets zero with a "not attempted" message per exercise, and no cell error; and
+a copy of the solution with its first exercise answered wrongly loses exactly that exercise's
+points.
 """
 
 import re
@@ -31,7 +32,7 @@ def _first_exercise_answered_wrongly(source: Path, dest: Path) -> str:
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    from course.grading import grade
+    from course.grading import Limits, grade
 
     work = tmp_path_factory.mktemp("course_grading")
     (work / "wrong").mkdir()
@@ -41,7 +42,7 @@ def graded(tmp_path_factory):
         wrong = work / "wrong" / solution.name
         wrong_ids[solution.name] = _first_exercise_answered_wrongly(solution, wrong)
         submissions += [solution, ROOT / "notebooks" / solution.name, wrong]
-    results = grade(submissions, work / "grades", timeout_s=600, cell_timeout_s=300, jobs=2, quiet=True)
+    results = grade(submissions, work / "grades", Limits(notebook_s=900, cell_s=300), jobs=2, quiet=True)
     by_path = {Path(r.submission).resolve(): r for r in results}
     return by_path, wrong_ids, work
 
@@ -64,6 +65,7 @@ def test_student_copy_gets_zero_with_a_message_per_exercise(graded, solution):
     assert result.total == 0 and result.max_points == by_path[solution.resolve()].max_points
     for exercise in result.exercises:
         assert exercise.points == 0 and "not attempted" in exercise.message, exercise.message
+    assert result.errors == [], result.errors  # stubs are "not attempted", never errors
 
 
 @pytest.mark.slow
