@@ -132,6 +132,9 @@ class Sandbox:
             "XDG_CACHE_HOME": f"{scratch}/.cache", "XDG_CONFIG_HOME": f"{scratch}/.config",
             "XDG_DATA_HOME": f"{scratch}/.local/share", "JUPYTER_RUNTIME_DIR": f"{scratch}/.jupyter/runtime",
             "TORCH_HOME": f"{scratch}/.cache/torch", "MPLBACKEND": env.get("MPLBACKEND", "Agg"),
+            # ipykernel watches its parent unless this is 1; inside a PID namespace the parent it sees is
+            # bwrap's init, and --die-with-parent already ends the kernel with the grader.
+            "JPY_PARENT_PID": "1",
         })
         return inside
 
@@ -156,7 +159,8 @@ class Sandbox:
 
 
 def _bwrap_path() -> Optional[str]:
-    return os.environ.get("COURSE_BWRAP") or shutil.which("bwrap")
+    path = os.environ.get("COURSE_BWRAP") or shutil.which("bwrap")
+    return path if path and os.access(path, os.X_OK) else None
 
 
 @lru_cache(maxsize=None)
