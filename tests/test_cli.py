@@ -54,6 +54,9 @@ def test_workflow_is_the_documented_command():
     steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["grade"]["steps"]
     assert any("constraints.txt" in s.get("run", "") for s in steps)
     assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in steps)
+    # The sandbox: bubblewrap, and the user namespaces ubuntu-24.04 blocks by default.
+    sandbox = " ".join(s.get("run", "") for s in steps[: steps.index(next(s for s in steps if s.get("name") == "Grade the notebooks"))])
+    assert "apt-get install -y -qq bubblewrap" in sandbox and "apparmor_restrict_unprivileged_userns=0" in sandbox
     readme = (ROOT / "docs" / "grading.md").read_text()
     assert command in readme
 
