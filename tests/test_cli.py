@@ -16,7 +16,7 @@ import yaml
 
 from course.cli import main
 from course.grading import grade
-from test_hostile import CONV_COST, FULL, POINTS, chapter1, solution_cell
+from test_hostile import CONV_COST, FULL, POINTS, chapter1, hard_coded, solution_cell
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ROOT / ".github" / "workflows" / "grade.yml"
@@ -110,6 +110,17 @@ def test_resume_force_and_changed_files(tmp_path, capsys):
     nbformat.write(wrong, nb)  # a new version of the file is graded again
     assert main(["grade", str(nb), "--out", str(out), "--require", "1.1,1.2"]) == 1
     assert "not passed: 01_convolution_cost: exercise 1.2" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_no_hidden_grades_the_shown_cases_only(tmp_path):
+    nb = tmp_path / "01_hard_coded.ipynb"
+    nbformat.write(chapter1({"1.2": hard_coded("1.2")}), nb)
+    for option, points in (([], 0), (["--no-hidden"], 3)):
+        out = tmp_path / f"out{len(option)}"
+        assert main(["grade", str(nb), "--out", str(out), "--exercises", "1.2", *option]) == 0
+        report = json.loads((out / "01_hard_coded" / "report.json").read_text())
+        assert report["exercises"][0]["points"] == points, report["exercises"][0]["message"]
 
 
 def test_folders_of_students_make_one_gradebook_row_each(tmp_path):

@@ -242,6 +242,41 @@ def test_feedback_html_has_the_markdowns_content_and_no_external_assets(batch):
         assert all(line in markdown for e in result.exercises for line in e.message.splitlines())
 
 
+# --- reports (no kernel needed) ---------------------------------------------------------------
+
+
+def synthetic_results():
+    from course.grading import ExerciseResult, SubmissionResult
+
+    hostile = "<script>alert('x')</script> & | pipes"
+    a1 = SubmissionResult("subs/alice/01_a.ipynb", "alice__01_a", total=2, max_points=5, student="alice",
+                          exercises=[ExerciseResult("1.1", "Size", 2, 2, "Exercise 1.1 passed"),
+                                     ExerciseResult("1.2", "Cost", 0, 3, f"Exercise 1.2 failed\n  got {hostile}")],
+                          errors=[Problem("ValueError", hostile, cell=4)])
+    a2 = SubmissionResult("subs/alice/01_b.ipynb", "alice__01_b", total=3, max_points=5, student="alice",
+                          exercises=[ExerciseResult("1.1", "Size", 0, 2, "no"), ExerciseResult("1.2", "Cost", 3, 3, "ok")])
+    return [a1, a2], hostile
+
+
+def test_feedback_html_escapes_what_a_submission_printed():
+    from course.grading import feedback_html, feedback_markdown
+
+    (result, _), hostile = synthetic_results()
+    page = feedback_html(result)
+    assert "<script>" not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; | pipes" in page
+    assert '<td class="failed">not passed</td>' in page and '<td class="passed">passed</td>' in page
+    assert "<li>Cell 4: ValueError: &lt;script&gt;" in page
+    markdown = feedback_markdown(result)
+    assert "* Cell 4: ValueError: <script>alert('x')</script> & \\| pipes" in markdown
+
+
+def test_gradebook_is_one_row_per_student_with_a_total():
+    from course.grading import gradebook_csv
+
+    results, _ = synthetic_results()
+    assert gradebook_csv(results) == "student,1.1,1.2,total\nalice,2,3,5\n"  # best points per exercise
+
+
 # --- the command line (no kernel needed) ------------------------------------------------------
 
 

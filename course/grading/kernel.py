@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import re
 import secrets
@@ -157,7 +158,8 @@ def run_notebook(nb, specs: List[dict], limits: Limits, *, fast: bool = True,
 
     with tempfile.TemporaryDirectory(prefix="course-grade-") as work, \
             tempfile.TemporaryDirectory(prefix="course-kernel-") as runtime:
-        _seed_caches(work)
+        if sandbox is not None:
+            _seed_caches(work)
         client = NotebookClient(
             run_nb,
             kernel_name="python3",
@@ -203,8 +205,8 @@ def run_notebook(nb, specs: List[dict], limits: Limits, *, fast: bool = True,
 
 
 def _seed_caches(work: str) -> None:
-    """Copy matplotlib's font list into the scratch folder (the kernel's ``MPLCONFIGDIR`` in
-    the sandbox), so ``import matplotlib`` does not rebuild it in every kernel."""
+    """Copy the grader's matplotlib font list into the scratch folder (the sandboxed kernel's
+    ``MPLCONFIGDIR``), so ``import matplotlib`` does not rebuild it in every kernel."""
     cache = Path(os.environ.get("MPLCONFIGDIR") or Path.home() / ".cache" / "matplotlib")
     try:
         fonts = sorted(cache.glob("fontlist-*.json"))
@@ -273,6 +275,11 @@ def _run_cells(client, run_nb, origin, probe_index, replies, deadline, limits: L
     import nbformat
     from nbclient.exceptions import DeadKernelError
 
+    def out_of_time(index: int, number: Optional[int]) -> None:
+        left = sum(1 for c in run_nb.cells[index:probe_index] if c.get("cell_type") == "code")
+        run.timeouts.append(Problem("notebook", f"notebook time limit ({limits.notebook_s:g} s) reached: "
+                                                f"{left} code cells not run", cell=number, seconds=limits.notebook_s))
+
     for index in range(probe_index):
         cell = run_nb.cells[index]
         if cell.get("cell_type") != "code" or not cell.get("source", "").strip():
@@ -281,12 +288,10 @@ def _run_cells(client, run_nb, origin, probe_index, replies, deadline, limits: L
         label = cell_label(origin[index]) if origin[index] is not None else "the injected parameters cell"
         remaining = deadline - time.monotonic()
         if remaining < 1:
-            left = sum(1 for c in run_nb.cells[index:probe_index] if c.get("cell_type") == "code")
-            run.timeouts.append(Problem("notebook", f"notebook time limit ({limits.notebook_s:g} s) reached: "
-                                                    f"{left} code cells not run", cell=number,
-                                        seconds=limits.notebook_s))
+            out_of_time(index, number)
             break
-        limit = max(1, int(min(limits.cell_s, remaining)))
+        by_notebook = remaining < limits.cell_s  # this cell gets what is left of the notebook's time
+        limit = max(1, math.ceil(remaining if by_notebook else limits.cell_s))
         client.timeout = limit
         meta = cell.get("metadata", {}).get("course", {})
         meta = meta if isinstance(meta, dict) else {}
@@ -299,10 +304,10 @@ def _run_cells(client, run_nb, origin, probe_index, replies, deadline, limits: L
             return message
         content = replies.get(index, {}).get("content", {})
         if content.get("status") == "error" and content.get("ename") == TIMEOUT_ENAME:
-            if limit < limits.cell_s:
+            if by_notebook:
                 message = f"{label} was interrupted when the notebook's time limit ran out"
             else:
-                message = f"{label} ran over {limit} s and was interrupted"
+                message = f"{label} ran over {limits.cell_s:g} s and was interrupted"
             run.timeouts.append(Problem("cell", message, seconds=limit, **where))
             # Is the kernel back? If the interrupt did not stop the code, stop here.
             client.timeout = max(10, int(min(30, limits.cell_s)))  # an import in C may take a while to stop
@@ -312,6 +317,11 @@ def _run_cells(client, run_nb, origin, probe_index, replies, deadline, limits: L
             alive = replies.get(probe_index, {}).get("content", {})
             if alive.get("ename") == TIMEOUT_ENAME:
                 return f"the kernel did not stop after {label} was interrupted"
+            if by_notebook:  # the notebook's time is up: no later cell runs, however fast
+                next_code = next((i for i in range(index + 1, probe_index) if run_nb.cells[i].get("cell_type") == "code"), None)
+                if next_code is not None:
+                    out_of_time(next_code, None if origin[next_code] is None else origin[next_code] + 1)
+                break
         elif content.get("status") == "error":
             stub = _stub_of(content)
             if stub is not None and number is not None:
