@@ -32,7 +32,7 @@ from course.exercises.outcomes import collect_outcomes
 
 def _register_chapters() -> None:
     """Import every ``course.exercises.chNN`` module (each registers its chapter's exercises)
-    and the worked examples (chapter 0, in no notebook)."""
+    and the worked examples (chapter 99, in no notebook)."""
     import importlib
     import pkgutil
 

@@ -1,12 +1,12 @@
-"""Worked examples of every kind of exercise (chapter 0: in no notebook, graded like the others).
+"""Worked examples of every kind of exercise (chapter 99: in no notebook, graded like the others).
 
 Copy the one that fits when you write an exercise (``docs/exercises.md``):
 
-* 0.1 ``same_padding``: a *function*, with hidden cases and cases drawn per submission;
-* 0.2 ``ConvBNReLU``: a *module*: the learner writes an ``nn.Module`` class; the check copies
+* 99.1 ``same_padding``: a *function*, with hidden cases and cases drawn per submission;
+* 99.2 ``ConvBNReLU``: a *module*: the learner writes an ``nn.Module`` class; the check copies
   the course block's weights into it by name and compares outputs on seeded inputs, at
   stride 1 and 2 and odd sizes;
-* 0.3 ``make_classifier``: a *design*: a function returning a model, which the check builds,
+* 99.3 ``make_classifier``: a *design*: a function returning a model, which the check builds,
   trains for a fixed number of steps and scores, under the exercise's own time limit.
 """
 
@@ -16,7 +16,10 @@ from typing import Any, Dict, Optional
 
 from course.exercises.core import DESIGN, FUNCTION, MODULE, Exercise, draw_from, register
 
-# --- 0.1 a function, with hidden and drawn cases --------------------------------------------------
+#: The examples' chapter number (far from the course's chapters, and from ids tests use as fakes).
+CHAPTER = 99
+
+# --- 99.1 a function, with hidden and drawn cases --------------------------------------------------
 
 
 def _ref_same_padding(K: int, dilation: int) -> int:
@@ -25,7 +28,7 @@ def _ref_same_padding(K: int, dilation: int) -> int:
 
 register(
     Exercise(
-        id="0.1",
+        id="99.1",
         title="Padding that keeps the size (example of a function exercise)",
         points=1,
         answer="same_padding",
@@ -39,7 +42,7 @@ register(
 )
 
 
-# --- 0.2 a module: the learner writes an nn.Module class ------------------------------------------
+# --- 99.2 a module: the learner writes an nn.Module class ------------------------------------------
 
 
 def conv_bn_relu(N: int, M: int, K: int, stride: int):
@@ -69,7 +72,7 @@ def _diagnose_conv_bn_relu(case: Dict[str, Any], expected: Any, got: Any) -> Opt
 
 register(
     Exercise(
-        id="0.2",
+        id="99.2",
         title="Conv-BN-ReLU as a module (example of a module exercise)",
         points=2,
         answer="ConvBNReLU",
@@ -89,7 +92,7 @@ register(
 )
 
 
-# --- 0.3 a design: a function returning a model, trained and scored by the check ------------------
+# --- 99.3 a design: a function returning a model, trained and scored by the check ------------------
 
 
 def rings(n: int, seed: int):
@@ -158,7 +161,7 @@ def _compare_design(expected: Dict[str, Any], got: Any) -> Optional[str]:
 
 register(
     Exercise(
-        id="0.3",
+        id="99.3",
         title="A small classifier for two rings (example of a design exercise)",
         points=2,
         answer="make_classifier",

@@ -1,8 +1,9 @@
 """Run one case of a *module* answer (an ``nn.Module`` class the learner wrote).
 
 For each case the course's block (the exercise's ``reference``) is built from the case's
-constructor arguments with a seed made from the exercise id and the case, its normalisation
-layers are given non-trivial statistics (so a forgotten or misplaced BatchNorm shows), and its
+constructor arguments with a seed made from the exercise id and the case, its batch norms are
+given seeded statistics (:func:`course.equivalence.randomize_bn`: a forgotten or misplaced
+BatchNorm shows), and its
 weights are copied into the learner's module by name (``Exercise.weights`` maps the names that
 differ). Both run in ``eval()`` mode on the same seeded inputs; what comes back is small and
 JSON-able (:func:`output_summary`), and is compared in the grader's process
@@ -36,27 +37,6 @@ def input_shapes(case: Dict[str, Any]) -> List[List[int]]:
     if shapes and isinstance(shapes[0], (list, tuple)):
         return [list(s) for s in shapes]
     return [list(shapes)]
-
-
-def randomize_norms(module, generator) -> None:
-    """Give every BatchNorm/LayerNorm/GroupNorm of ``module`` random affine parameters and (for
-    BatchNorm) running statistics, drawn from ``generator``."""
-    import torch
-    from torch import nn
-
-    norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
-    with torch.no_grad():
-        for layer in module.modules():
-            if not isinstance(layer, norms):
-                continue
-            if getattr(layer, "weight", None) is not None:
-                layer.weight.copy_(0.5 + torch.rand(layer.weight.shape, generator=generator))
-            if getattr(layer, "bias", None) is not None:
-                layer.bias.copy_(0.2 * torch.randn(layer.bias.shape, generator=generator))
-            if getattr(layer, "running_mean", None) is not None:
-                layer.running_mean.copy_(0.2 * torch.randn(layer.running_mean.shape, generator=generator))
-            if getattr(layer, "running_var", None) is not None:
-                layer.running_var.copy_(0.5 + torch.rand(layer.running_var.shape, generator=generator))
 
 
 def output_summary(output) -> Dict[str, Any]:
@@ -104,13 +84,15 @@ def run_module(exercise: "Exercise", answer, case: Dict[str, Any]) -> Dict[str, 
     import torch
     from torch import nn
 
+    from course.equivalence import randomize_bn
+
     kwargs = {k: v for k, v in case.items() if k != "input"}
     seed = case_seed(exercise.id, case)
-    generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         reference = exercise.reference(**kwargs)
-    randomize_norms(reference, generator)
+    randomize_bn(reference, seed)
+    generator = torch.Generator().manual_seed(seed + 1)
     inputs = [torch.randn(*shape, generator=generator) for shape in input_shapes(case)]
     module = reference if answer is exercise.reference else answer(**kwargs)
     if not isinstance(module, nn.Module):
