@@ -1,9 +1,13 @@
-"""Grading round trips on the real course, every chapter in one batch (``--jobs 2``).
+"""Grading round trips on the real course, one batch per chapter (``--jobs 2``).
 
 For each chapter: the solution notebook gets full marks (hidden cases included); the released
 student notebook gets zero with a "not attempted" message per exercise, and no cell error; and
 a copy of the solution with its first exercise answered wrongly loses exactly that exercise's
 points.
+
+One batch per chapter (graded by the first test that needs it), so that no single test's time
+grows with the number of chapters (pytest-timeout is per test; on a busy 2-core machine the
+whole course took over 15 minutes in one batch).
 """
 
 import re
@@ -31,20 +35,26 @@ def _first_exercise_answered_wrongly(source: Path, dest: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def batches(tmp_path_factory):
+    """Chapter -> its graded batch, filled on first use."""
+    return {"work": tmp_path_factory.mktemp("course_grading")}
+
+
+@pytest.fixture
+def graded(batches, solution):
+    """``(by_path, wrong_ids, work)`` for the chapter of ``solution``: its solution, its student
+    copy and a copy with its first exercise answered wrongly, graded in one batch."""
     from course.grading import Limits, grade
 
-    work = tmp_path_factory.mktemp("course_grading")
-    (work / "wrong").mkdir()
-    wrong_ids = {}
-    submissions = []
-    for solution in SOLUTIONS:
+    if solution.name not in batches:
+        work = batches["work"] / solution.stem
+        (work / "wrong").mkdir(parents=True)
         wrong = work / "wrong" / solution.name
-        wrong_ids[solution.name] = _first_exercise_answered_wrongly(solution, wrong)
-        submissions += [solution, ROOT / "notebooks" / solution.name, wrong]
-    results = grade(submissions, work / "grades", Limits(notebook_s=900, cell_s=300), jobs=2, quiet=True)
-    by_path = {Path(r.submission).resolve(): r for r in results}
-    return by_path, wrong_ids, work
+        wrong_ids = {solution.name: _first_exercise_answered_wrongly(solution, wrong)}
+        submissions = [solution, ROOT / "notebooks" / solution.name, wrong]
+        results = grade(submissions, work / "grades", Limits(notebook_s=900, cell_s=300), jobs=2, quiet=True)
+        batches[solution.name] = ({Path(r.submission).resolve(): r for r in results}, wrong_ids, work)
+    return batches[solution.name]
 
 
 @pytest.mark.slow
