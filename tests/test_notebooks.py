@@ -24,6 +24,7 @@ print("<<checks>>" + _json.dumps({_r.exercise: [_r.passed, _r.points, _r.max_poi
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # a whole notebook; on a busy 2-core machine a chapter takes several times its quiet time
 @pytest.mark.parametrize("notebook", SOLUTIONS, ids=lambda p: p.stem)
 def test_solution_notebook_runs_headless_fast(notebook):
     import nbformat
@@ -37,8 +38,9 @@ def test_solution_notebook_runs_headless_fast(notebook):
     run_nb, _ = prepare(nb, fast=True)  # FAST = True after the parameters cell, as the grader does
     run_nb.cells.append(new_code_cell(CHECK_RESULTS))
     start = time.perf_counter()
-    # per cell: a stalled cell fails the test instead of hanging CI
-    NotebookClient(run_nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(notebook.parent)}}).execute()
+    # Per cell: a stalled cell fails the test instead of hanging CI. Wide: a measurement cell of
+    # Chapter 7 ran past 300 s beside two busy loops on a loaded 2-core machine.
+    NotebookClient(run_nb, kernel_name="python3", timeout=1200, resources={"metadata": {"path": str(notebook.parent)}}).execute()
     elapsed = time.perf_counter() - start
     errors = [o for c in run_nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
