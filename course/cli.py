@@ -4,13 +4,14 @@
 
     course release [--source solutions] [--dest notebooks] [--check]
     course grade SUBMISSION... --out DIR [--jobs N] [--force] [--timeout S] [--cell-timeout S]
-                 [--case-timeout S] [--memory MB] [--no-fast] [--exercises 1.1,1.2]
+                 [--case-timeout S] [--memory MB] [--no-fast] [--no-hidden]
+                 [--sandbox[=auto|require|off] | --no-sandbox] [--exercises 1.1,1.2]
                  [--require 1.1,1.2 | --require all]
 
 Also ``python -m course.cli``. Exit status: 0 when the command ran (low scores included),
 1 when it failed (a release error, ``--check`` finding stale notebooks, an exercise named by
-``--require`` not passed, the grader's code changed on disk during grading), 2 for usage
-errors (unknown option, missing file).
+``--require`` not passed, the grader's code changed on disk during grading, ``--sandbox=require``
+where the sandbox cannot run), 2 for usage errors (unknown option, missing file).
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--force", action="store_true",
                     help="re-grade submissions that already have a complete report (default: skip them)")
     gr.add_argument("--no-fast", dest="fast", action="store_false", help="do not inject FAST = True")
+    gr.add_argument("--no-hidden", dest="hidden", action="store_false",
+                    help="run only the cases `check` shows, not the exercises' hidden cases")
+    gr.add_argument("--sandbox", nargs="?", const="auto", default="auto", choices=("auto", "require", "off"),
+                    metavar="MODE", help="run submissions under bubblewrap: auto (default: where it runs, else a "
+                                         "warning), require (fail where it cannot run), off")
+    gr.add_argument("--no-sandbox", dest="sandbox", action="store_const", const="off", help="same as --sandbox=off")
     gr.add_argument("--exercises", metavar="IDS", help="comma-separated ids to grade (default: by chapter)")
     gr.add_argument("--require", metavar="IDS",
                     help="exit 1 unless every submission passed these exercises ('all': every exercise); "
@@ -81,13 +88,21 @@ def _grade(args) -> int:
         for item in missing:
             print(f"course grade: no such file: {item}", file=sys.stderr)
         return 2
-    for name, value in (("--timeout", args.timeout), ("--cell-timeout", args.cell_timeout),
-                        ("--case-timeout", args.case_timeout), ("--jobs", args.jobs)):
-        if value <= 0:
-            print(f"course grade: {name} must be positive, got {value:g}", file=sys.stderr)
-            return 2
+    from course.grading.limits import Limits
+
+    if args.jobs <= 0:
+        print(f"course grade: --jobs must be positive, got {args.jobs:g}", file=sys.stderr)
+        return 2
+    options = {"notebook_s": "--timeout", "cell_s": "--cell-timeout", "case_s": "--case-timeout", "memory_mb": "--memory"}
     if args.memory < 0:
         print(f"course grade: --memory must be 0 (no limit) or positive, got {args.memory:g}", file=sys.stderr)
+        return 2
+    try:
+        limits = Limits(notebook_s=args.timeout, cell_s=args.cell_timeout, case_s=args.case_timeout,
+                        memory_mb=args.memory or None)
+    except ValueError as exc:  # "notebook_s must be positive, got 0"
+        name, _, rest = str(exc).partition(" ")
+        print(f"course grade: {options.get(name, name)} {rest}", file=sys.stderr)
         return 2
     from course.exercises import REGISTRY
 
@@ -100,25 +115,17 @@ def _grade(args) -> int:
     if unknown:
         print(f"course grade: unknown exercise id(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
-    from course.grading.grader import GraderTampered, expand_submissions, grade
+    from course.grading.batch import expand_submissions, grade
+    from course.grading.results import GraderTampered
+    from course.grading.sandbox import SandboxUnavailable
 
     if not expand_submissions(args.submissions):
         print("course grade: no files to grade", file=sys.stderr)
         return 2
     try:
-        results = grade(
-            args.submissions,
-            args.out,
-            timeout_s=args.timeout,
-            cell_timeout_s=args.cell_timeout,
-            fast=args.fast,
-            case_timeout_s=args.case_timeout,
-            memory_mb=args.memory or None,
-            exercises=exercises,
-            jobs=args.jobs,
-            force=args.force,
-        )
-    except GraderTampered as exc:
+        results = grade(args.submissions, args.out, limits, fast=args.fast, hidden=args.hidden,
+                        sandbox=args.sandbox, exercises=exercises, jobs=args.jobs, force=args.force)
+    except (GraderTampered, SandboxUnavailable) as exc:
         print(f"course grade: {exc}", file=sys.stderr)
         return 1
     if args.require:

@@ -16,7 +16,7 @@ import yaml
 
 from course.cli import main
 from course.grading import grade
-from test_hostile import CONV_COST, FULL, POINTS, chapter1, solution_cell
+from test_hostile import CONV_COST, FULL, POINTS, chapter1, hard_coded, solution_cell
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ROOT / ".github" / "workflows" / "grade.yml"
@@ -54,6 +54,9 @@ def test_workflow_is_the_documented_command():
     steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["grade"]["steps"]
     assert any("constraints.txt" in s.get("run", "") for s in steps)
     assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in steps)
+    # The sandbox: bubblewrap, and the user namespaces ubuntu-24.04 blocks by default.
+    sandbox = " ".join(s.get("run", "") for s in steps[: steps.index(next(s for s in steps if s.get("name") == "Grade the notebooks"))])
+    assert "apt-get install -y -qq bubblewrap" in sandbox and "apparmor_restrict_unprivileged_userns=0" in sandbox
     readme = (ROOT / "docs" / "grading.md").read_text()
     assert command in readme
 
@@ -68,7 +71,7 @@ def test_workflow_command_grades_a_student_repository(tmp_path):
     report = json.loads((grades / "01_convolution_cost" / "report.json").read_text())
     assert report["total"] == FULL - POINTS["1.2"] and report["complete"] is True
     assert {p.name for p in (grades / "01_convolution_cost").iterdir()} >= {
-        "report.json", "results.json", "junit.xml", "feedback.md", "executed.ipynb"}
+        "report.json", "results.json", "junit.xml", "feedback.md", "feedback.html", "executed.ipynb"}
     (row,) = list(csv.DictReader((grades / "gradebook.csv").open()))
     assert row["student"] == "01_convolution_cost" and row["1.2"] == "0" and row["total"] == str(FULL - 3)
     assert "Grading summary" in (grades / "summary.md").read_text()
@@ -109,6 +112,17 @@ def test_resume_force_and_changed_files(tmp_path, capsys):
     assert "not passed: 01_convolution_cost: exercise 1.2" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_no_hidden_grades_the_shown_cases_only(tmp_path):
+    nb = tmp_path / "01_hard_coded.ipynb"
+    nbformat.write(chapter1({"1.2": hard_coded("1.2")}), nb)
+    for option, points in (([], 0), (["--no-hidden"], 3)):
+        out = tmp_path / f"out{len(option)}"
+        assert main(["grade", str(nb), "--out", str(out), "--exercises", "1.2", *option]) == 0
+        report = json.loads((out / "01_hard_coded" / "report.json").read_text())
+        assert report["exercises"][0]["points"] == points, report["exercises"][0]["message"]
+
+
 def test_folders_of_students_make_one_gradebook_row_each(tmp_path):
     subs = tmp_path / "subs"
     for student in ("alice", "bob"):
@@ -122,14 +136,15 @@ def test_folders_of_students_make_one_gradebook_row_each(tmp_path):
     assert sorted(r.name for r in results) == ["alice__01_convolution_cost", "alice__notes", "bob__01_convolution_cost"]
     rows = {row["student"]: row for row in csv.DictReader((out / "gradebook.csv").open())}
     assert sorted(rows) == ["alice", "bob"]
-    assert rows["alice"]["submissions"] == "alice__01_convolution_cost alice__notes"
-    assert rows["bob"]["max"] == str(FULL) and rows["bob"]["total"] == "0"
+    assert rows["bob"]["total"] == "0" and rows["alice"]["1.2"] == "0"
+    assert list(rows["alice"]) == ["student", *POINTS, "total"]
     report = json.loads((out / "alice__notes" / "report.json").read_text())
-    assert report["errors"][0]["type"] == "NotANotebook" and report["max"] == FULL
+    assert report["errors"][0]["kind"] == "NotANotebook" and report["max"] == FULL
     feedback = (out / "bob__01_convolution_cost" / "feedback.md").read_text()
     assert "could not read the notebook" in feedback and "**Score: 0 / 9**" in feedback
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["submissions"] == 3
+    assert summary["submissions"] == 3 and summary["max_points"] == POINTS
+    assert [r["name"] for r in summary["results"] if r["student"] == "alice"] == ["alice__01_convolution_cost", "alice__notes"]
 
 
 def test_usage_errors(tmp_path, capsys):
@@ -144,7 +159,7 @@ def test_usage_errors(tmp_path, capsys):
 
 
 def test_a_change_to_the_graders_code_stops_the_batch(tmp_path, monkeypatch, capsys):
-    import course.grading.grader as grader
+    import course.grading.batch as batch
 
     calls = []
 
@@ -152,7 +167,7 @@ def test_a_change_to_the_graders_code_stops_the_batch(tmp_path, monkeypatch, cap
         calls.append(before)
         return ["exercises/core.py"]
 
-    monkeypatch.setattr(grader, "_changed", changed)
+    monkeypatch.setattr(batch, "changed_files", changed)
     subs = tmp_path / "subs"
     subs.mkdir()
     for name in ("01_a.ipynb", "01_b.ipynb"):

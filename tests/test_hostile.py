@@ -13,8 +13,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from course.grading import grade, release_notebook
-from course.grading.grader import find_exercise_cells
+from course.exercises import get_exercise
+from course.grading import Limits, find_exercise_cells, grade, release_notebook
 
 from ch01_answers import CONV_COST, FULL, INTENSITY, OUTPUT_SIZE, POINTS, chapter1_notebook  # tests/ is on sys.path
 
@@ -67,6 +67,17 @@ def expect(**zeros):
 ZERO = {i: 0 for i in POINTS}
 
 
+def hard_coded(exercise_id: str) -> str:
+    """A solution cell that returns the right result for every case `check` shows, looked up in a
+    table, and the first one's for any other input."""
+    e = get_exercise(exercise_id)
+    table = {tuple(case.values()): value for case, value in zip(e.cases, e.expected())}
+    first = e.expected()[0]
+    params = ", ".join(e.cases[0])
+    return (f"TABLE = {table!r}\n\ndef {e.answer}({params}):\n"
+            f"    return TABLE.get(({params},), {first!r})\n")
+
+
 def build(folder: Path, out: Path):
     """Write every case into ``folder``; return ``{file name: (description, expected, message bits)}``."""
     cases = {}
@@ -111,6 +122,8 @@ def build(folder: Path, out: Path):
                        f"    for f in ('report.json', 'results.json'):\n"
                        f"        open(os.path.join(d, f), 'w').write(json.dumps({forged_report!r}))"),
             {"1.1": 2, "1.2": 0, "1.3": 0, "1.4": 0}, "1.1 passed")
+    nb_case("hard_coded", "conv_cost looks its results up in a table of the cases `check` shows",
+            chapter1({"1.2": hard_coded("1.2")}), expect(e1_2=0), "failed on a hidden case", "8/8 cases pass")
     # --- kernels that die, hang, exit or blow memory ---
     nb_case("sys_exit", "a cell calls sys.exit() mid-notebook", with_cells(chapter1(), "import sys\nsys.exit(3)", at=3),
             dict(POINTS))
@@ -122,7 +135,7 @@ def build(folder: Path, out: Path):
     nb_case("hangs", "a cell that swallows the interrupt (kernel stuck)",
             with_cells(chapter1(), "import time\nwhile True:\n    try:\n        time.sleep(10)\n"
                                    "    except KeyboardInterrupt:\n        pass", at=3), expect(e1_4=0),
-            "did not stop after cell 3")
+            "did not stop after Cell 4")
     nb_case("endless_loop", "a cell loops forever (interrupted, the rest runs)",
             with_cells(chapter1(), "while True:\n    pass", at=3), dict(POINTS))
     nb_case("memory_error", "allocates 6 GB in a cell (hits the memory ceiling: MemoryError, kernel lives)",
@@ -231,13 +244,17 @@ def snapshot(folder: Path):
     return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
 
 
+LIMITS = Limits(notebook_s=300, cell_s=20, case_s=10, memory_mb=1536)
+
+
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hostile")
     out = tmp_path_factory.mktemp("hostile-grades")
     cases = build(folder, out)
     before = snapshot(folder)
-    results = grade(folder, out, timeout_s=40, cell_timeout_s=3, case_timeout_s=2, memory_mb=1536, jobs=2, quiet=True)
+    # Limits far from what the cells do (instant, or endless), so a busy machine grades the same.
+    results = grade(folder, out, LIMITS, jobs=2, quiet=True)
     by_file = {Path(r.submission).name: r for r in results}
     return {"cases": cases, "results": by_file, "folder": folder, "before": before, "out": out}
 
@@ -269,7 +286,8 @@ def test_every_case_explains_itself(hostile):
     missing = []
     for name, (_, _, bits) in hostile["cases"].items():
         result = hostile["results"][name]
-        text = "\n".join([e.message for e in result.exercises] + [json.dumps(result.errors)] + result.notes)
+        text = "\n".join([e.message for e in result.exercises] + [json.dumps([p.to_dict() for p in result.errors])]
+                         + result.notes)
         missing += [f"{name}: {bit!r} not in:\n{text}" for bit in bits if bit not in text]
     assert not missing, "\n\n".join(missing)
 
@@ -277,10 +295,10 @@ def test_every_case_explains_itself(hostile):
 @pytest.mark.slow
 def test_memory_and_kernel_deaths_are_reported(hostile):
     results = hostile["results"]
-    assert any(e["type"] == "MemoryLimit" for e in results["oom_killed.ipynb"].errors)
-    assert any(e["type"] == "MemoryError" for e in results["memory_error.ipynb"].errors)
-    assert [t["kind"] for t in results["endless_loop.ipynb"].timeouts] == ["cell"]
-    assert results["kernel_dies.ipynb"].errors[0]["type"] == "DeadKernelError"
+    assert any(e.kind == "MemoryLimit" for e in results["oom_killed.ipynb"].errors)
+    assert any(e.kind == "MemoryError" for e in results["memory_error.ipynb"].errors)
+    assert [t.kind for t in results["endless_loop.ipynb"].timeouts] == ["cell"]
+    assert results["kernel_dies.ipynb"].errors[0].kind == "DeadKernelError"
 
 
 @pytest.mark.slow
@@ -303,6 +321,9 @@ def test_gradebook_has_one_row_per_submission(hostile):
 
     rows = list(csv.DictReader((hostile["out"] / "gradebook.csv").open()))
     assert len(rows) == len(hostile["cases"])
+    assert list(rows[0]) == ["student", *POINTS, "total"]  # what an LMS imports: every other column is a grade
     by_student = {row["student"]: row for row in rows}
     assert by_student["correct"]["total"] == str(FULL) and by_student["correct"]["1.2"] == "3"
-    assert by_student["essay"]["total"] == "0" and by_student["essay"]["max"] == str(FULL)
+    assert by_student["essay"]["total"] == "0"
+    summary = json.loads((hostile["out"] / "summary.json").read_text())
+    assert summary["max_points"] == POINTS

@@ -11,6 +11,7 @@ from course.grading import ReleaseError, check_release, find_exercise_cells, rel
 
 ROOT = Path(__file__).resolve().parent.parent
 STUB = 'raise NotImplementedError("Exercise {}: replace this line with your solution")'
+VALUE_STUB = "# Exercise {}: replace this line with your answer"
 
 FUNCTION_CELL = '''def conv_cost(H, W, N, M, K, stride, padding, groups, bias):
     """Return (macs, params)."""
@@ -82,7 +83,58 @@ def test_markers_replaced_with_indentation_kept():
     ]
     compile(out, "<stub>", "exec")
     value = strip_solution(VALUE_CELL, "1.4")
-    assert value == "heaviest_conv = None\n" + STUB.format("1.4")  # no trailing newline, as in the source
+    assert value == "heaviest_conv = None\n" + VALUE_STUB.format("1.4")  # no trailing newline, as in the source
+
+
+STUB_CASES = [
+    # (solution source, what the stub line is): inside a function it raises when called; elsewhere it does nothing
+    ("def f(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\n", "    " + STUB.format("1.2")),
+    ("class M:\n    def forward(self, x):\n        ### BEGIN SOLUTION\n        return x\n        ### END SOLUTION\n",
+     "        " + STUB.format("1.2")),
+    ("x = None\n### BEGIN SOLUTION\nx = 3\n### END SOLUTION\n", VALUE_STUB.format("1.2")),
+    ("x = None\nfor i in range(3):\n    ### BEGIN SOLUTION\n    x = i\n    ### END SOLUTION\n",
+     "    pass  " + VALUE_STUB.format("1.2")),
+]
+
+
+@pytest.mark.parametrize("source, stub_line", STUB_CASES)
+def test_stub_raises_only_inside_functions(source, stub_line):
+    out = strip_solution(source, "1.2")
+    assert stub_line in out.splitlines()
+    namespace = {}
+    exec(compile(out, "<stub>", "exec"), namespace)  # running the released cell never raises
+
+
+def test_released_value_cells_run_and_check_says_not_attempted(capsys):
+    """"Run All" on a student copy goes on past a value exercise: its cell runs, its check says
+    "not attempted" (issue 11: exercise 1.4 stopped the run with a traceback)."""
+    from course.exercises import check, list_exercises
+
+    values = {e.id: e for e in list_exercises() if e.kind == "value" and e.chapter != 99}  # 99: the examples
+    assert values, "the course has value exercises"
+    seen = set()
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            meta = cell.metadata.get("course", {})
+            if meta.get("exercise") in values and meta.get("part") == "solution":
+                exercise = values[meta["exercise"]]
+                namespace = {}
+                exec(compile(cell.source, f"{path.name}:{exercise.id}", "exec"), namespace)
+                result = check(exercise.id, namespace[exercise.answer], quiet=True)
+                assert not result.passed and not result.attempted and "not attempted" in result.message
+                seen.add(exercise.id)
+    assert seen == set(values)
+
+
+def test_release_refuses_a_cell_whose_copy_would_not_define_the_answer(tmp_path):
+    src = tmp_path / "solutions"
+    src.mkdir()
+    nb = solution_notebook()
+    nb.cells[4].source = "### BEGIN SOLUTION\nheaviest_conv = 'conv1'\n### END SOLUTION\n"  # no `= None` before
+    nbformat.write(nb, src / "01_x.ipynb")
+    with pytest.raises(ReleaseError, match="does not define `heaviest_conv`"):
+        release(src, tmp_path / "notebooks")
 
 
 def test_release_writes_student_copies(solutions, tmp_path):
@@ -103,7 +155,7 @@ def test_release_writes_student_copies(solutions, tmp_path):
     assert nb.cells[2].metadata["tags"] == ["exercise"]
     assert nb.cells[1].metadata["tags"] == ["parameters"]
     assert nb.cells[5].metadata["tags"] == ["nbval-ignore-output"]
-    assert STUB.format("1.2") in nb.cells[2].source and STUB.format("1.4") in nb.cells[4].source
+    assert STUB.format("1.2") in nb.cells[2].source and VALUE_STUB.format("1.4") in nb.cells[4].source
     assert nb.metadata["language_info"] == {"name": "python"}
     assert "widgets" not in nb.metadata and "papermill" not in nb.metadata
     assert nb.metadata["kernelspec"]["name"] == "python3"
@@ -157,7 +209,7 @@ def test_bad_markers_name_notebook_and_cell(tmp_path, source, problem):
     with pytest.raises(ReleaseError) as info:
         release(src, dest)
     message = str(info.value)
-    assert "01_bad.ipynb" in message and "cell 2 (exercise 1.2)" in message and problem in message
+    assert "01_bad.ipynb" in message and "Cell 3 (exercise 1.2)" in message and problem in message
     assert not dest.exists()  # nothing written when a notebook fails
 
 
@@ -167,7 +219,7 @@ def test_markers_without_exercise_id_are_an_error(tmp_path):
     src = tmp_path / "s"
     src.mkdir()
     nbformat.write(nb, src / "01_x.ipynb")
-    with pytest.raises(ReleaseError, match="cell 5: has solution markers but no 'course.exercise'"):
+    with pytest.raises(ReleaseError, match="Cell 6: has solution markers but no 'course.exercise'"):
         release(src, tmp_path / "d")
 
 
@@ -192,7 +244,7 @@ def test_cli_release(solutions, tmp_path, capsys):
     assert "no such folder" in capsys.readouterr().err
     nbformat.write(solution_notebook("x = 1\n"), solutions / "02_bad.ipynb")
     assert main(["release", "--source", str(solutions), "--dest", str(dest)]) == 1
-    assert "02_bad.ipynb, cell 2" in capsys.readouterr().err
+    assert "02_bad.ipynb, Cell 3" in capsys.readouterr().err
 
 
 # --- the real course --------------------------------------------------------------------------

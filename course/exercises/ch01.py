@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Dict, Optional
 
-from course.exercises.core import FUNCTION, VALUE, WRONG_VALUE, Exercise, register
+from course.exercises.core import FUNCTION, VALUE, WRONG_VALUE, Exercise, draw_from, register
 
 
 def _formulas():
@@ -56,6 +56,14 @@ register(
         answer="conv_output_size",
         kind=FUNCTION,
         cases=_OUTPUT_SIZE_CASES,
+        hidden_cases=(
+            dict(size=17, K=3, stride=2, padding=1, dilation=1),
+            dict(size=100, K=7, stride=3, padding=2, dilation=1),
+            dict(size=64, K=5, stride=2, padding=4, dilation=2),
+            dict(size=13, K=1, stride=4, padding=0, dilation=1),
+        ),
+        draw=draw_from(size=[5, 9, 16, 31, 64, 100, 227], K=[1, 3, 5, 7], stride=[1, 2, 3], padding=[0, 1, 2, 3],
+                       dilation=[1, 2, 3], where=lambda c: c["size"] + 2 * c["padding"] > c["dilation"] * (c["K"] - 1)),
         reference=_ref_output_size,
         hints=(
             "the output size is a floor division: (size + 2*padding - span) // stride + 1.",
@@ -126,6 +134,14 @@ register(
         answer="conv_cost",
         kind=FUNCTION,
         cases=_CONV_COST_CASES,
+        hidden_cases=(
+            dict(H=17, W=23, N=24, M=36, K=3, stride=2, padding=1, groups=6, bias=True),
+            dict(H=10, W=10, N=12, M=12, K=5, stride=1, padding=2, groups=12, bias=False),
+            dict(H=64, W=32, N=8, M=16, K=1, stride=2, padding=0, groups=1, bias=True),
+        ),
+        draw=draw_from(H=[7, 9, 14, 15, 28, 33, 56], W=[7, 10, 14, 28, 31, 56], N=[8, 12, 16, 24, 48],
+                       M=[8, 16, 24, 32, 48], K=[1, 3, 5], stride=[1, 2], padding=[0, 1, 2], groups=[1, 2, 4, 8],
+                       bias=[True, False], where=lambda c: c["N"] % c["groups"] == 0 and c["M"] % c["groups"] == 0),
         reference=_ref_conv_cost,
         output_names=("macs", "params"),
         hints=(
@@ -179,6 +195,13 @@ register(
         answer="conv_intensity",
         kind=FUNCTION,
         cases=_INTENSITY_CASES,
+        hidden_cases=(
+            dict(H=20, W=30, N=48, M=96, K=3),
+            dict(H=9, W=9, N=1000, M=10, K=1),
+            dict(H=64, W=64, N=3, M=16, K=5),
+        ),
+        draw=draw_from(H=[7, 14, 20, 28, 56, 112], W=[7, 14, 24, 28, 56], N=[3, 16, 32, 64, 128, 256],
+                       M=[16, 32, 64, 128, 512], K=[1, 3, 5, 7]),
         reference=_ref_intensity,
         rel_tol=1e-6,
         hints=(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Dict, Optional
 
-from course.exercises.core import FUNCTION, VALUE, Exercise, register
+from course.exercises.core import FUNCTION, VALUE, Exercise, draw_from, register
 
 
 def _separable():
@@ -74,6 +74,13 @@ register(
         answer="separable_cost",
         kind=FUNCTION,
         cases=_SEPARABLE_CASES,
+        hidden_cases=(
+            dict(H=17, W=31, N=40, M=80, K=5, stride=2),
+            dict(H=10, W=10, N=256, M=64, K=3, stride=1),
+            dict(H=64, W=48, N=8, M=16, K=7, stride=1),
+        ),
+        draw=draw_from(H=[7, 13, 14, 28, 56, 112], W=[7, 14, 27, 56], N=[8, 32, 64, 128, 512], M=[16, 64, 128, 256],
+                       K=[1, 3, 5, 7], stride=[1, 2]),
         reference=_ref_separable_cost,
         output_names=("macs", "params"),
         hints=(
@@ -133,6 +140,13 @@ register(
         answer="fire_cost",
         kind=FUNCTION,
         cases=_FIRE_CASES,
+        hidden_cases=(
+            dict(H=20, W=30, N=128, S=24, E1=96, E3=32),
+            dict(H=7, W=7, N=512, S=80, E1=320, E3=320),
+            dict(H=111, W=55, N=3, S=8, E1=16, E3=8),
+        ),
+        draw=draw_from(H=[7, 13, 27, 55], W=[7, 13, 27, 55], N=[64, 96, 128, 256, 512], S=[16, 32, 48, 64],
+                       E1=[64, 128, 192, 256], E3=[64, 128, 192, 256]),
         reference=_ref_fire_cost,
         output_names=("macs", "params"),
         hints=(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, Optional
 
-from course.exercises.core import FUNCTION, WRONG_VALUE, Exercise, register
+from course.exercises.core import FUNCTION, WRONG_VALUE, Exercise, draw_from, register
 
 
 def _shuffle_cost():
@@ -74,6 +74,14 @@ register(
             dict(C=24, groups=3),
             dict(C=16, groups=2),
         ),
+        hidden_cases=(
+            dict(C=10, groups=5),
+            dict(C=18, groups=6),
+            dict(C=30, groups=2),
+            dict(C=9, groups=3),
+        ),
+        draw=draw_from(C=[4, 6, 8, 9, 12, 15, 16, 20, 24, 36], groups=[2, 3, 4, 5, 6],
+                       where=lambda c: c["C"] % c["groups"] == 0),
         reference=_ref_shuffled_order,
         compare=_compare_order,
         hints=(
@@ -119,6 +127,12 @@ register(
             dict(h=1, w=1, c1=1024, c2=1000),
             dict(h=28, w=14, c1=90, c2=180),
         ),
+        hidden_cases=(
+            dict(h=3, w=5, c1=7, c2=11),
+            dict(h=112, w=112, c1=16, c2=96),
+            dict(h=14, w=28, c1=300, c2=20),
+        ),
+        draw=draw_from(h=[1, 7, 14, 28, 56], w=[1, 7, 14, 28, 56], c1=[8, 24, 58, 116, 232], c2=[8, 32, 116, 464]),
         reference=_ref_mac,
         hints=("MAC = h*w*(c1 + c2) + c1*c2: read the input, read the weights, write the output.",),
         diagnose=_diagnose_mac,
@@ -159,6 +173,12 @@ register(
             dict(h=112, w=112, B=123_456_789),
             dict(h=1, w=1, B=1_024_000),
         ),
+        hidden_cases=(
+            dict(h=20, w=20, B=20 * 20 * 50 * 80),
+            dict(h=5, w=3, B=123_457),
+            dict(h=64, w=64, B=4096 * 7),
+        ),
+        draw=draw_from(h=[1, 7, 14, 28, 56], w=[1, 7, 14, 28, 56], B=[10_000, 250_000, 3_000_000, 40_000_000]),
         reference=_ref_bound,
         rel_tol=1e-6,
         hints=("MAC >= 2*sqrt(h*w*B) + B/(h*w), with equality when c1 = c2.",),
@@ -211,6 +231,12 @@ register(
             dict(H=28, W=28, N=116, M=232, stride=2),
             dict(H=7, W=7, N=976, M=976, stride=1),
             dict(H=9, W=9, N=48, M=96, stride=2),
+        ),
+        hidden_cases=(
+            dict(H=14, W=14, N=48, M=48, stride=1),
+            dict(H=20, W=20, N=40, M=80, stride=2),
+            dict(H=56, W=56, N=116, M=116, stride=1),
+            dict(H=11, W=13, N=64, M=128, stride=2),
         ),
         reference=_ref_v2_unit,
         output_names=("macs", "params"),

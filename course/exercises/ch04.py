@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Dict, Optional
 
-from course.exercises.core import FUNCTION, VALUE, Exercise, register
+from course.exercises.core import FUNCTION, VALUE, Exercise, draw_from, register
 
 
 def _bottleneck():
@@ -66,6 +66,13 @@ register(
         answer="inverted_residual_macs",
         kind=FUNCTION,
         cases=_IR_CASES,
+        hidden_cases=(
+            dict(H=20, W=20, N=32, M=64, t=4, K=3, stride=2),
+            dict(H=9, W=9, N=96, M=96, t=6, K=5, stride=1),
+            dict(H=56, W=28, N=24, M=32, t=1, K=3, stride=2),
+        ),
+        draw=draw_from(H=[7, 14, 15, 28, 56], W=[7, 14, 28, 29, 56], N=[16, 24, 40, 80], M=[24, 40, 80, 112],
+                       t=[1, 3, 4, 6], K=[3, 5, 7], stride=[1, 2]),
         reference=_ref_ir_macs,
         hints=(
             "expand 1x1 at H x W (none when t = 1), depthwise K x K at the stride, project 1x1 at H' x W'.",
@@ -120,6 +127,12 @@ register(
         answer="se_cost",
         kind=FUNCTION,
         cases=_SE_CASES,
+        hidden_cases=(
+            dict(H=7, W=5, C=64, R=16),
+            dict(H=28, W=28, C=240, R=60),
+            dict(H=1, W=1, C=10, R=3),
+        ),
+        draw=draw_from(H=[1, 7, 14, 28], W=[1, 7, 14, 28], C=[16, 72, 120, 480, 960], R=[4, 8, 16, 24, 60]),
         reference=_ref_se_cost,
         output_names=("macs", "params"),
         hints=("the excitation is two 1x1 convs (with bias) on the pooled vector.",),
@@ -173,6 +186,12 @@ register(
         answer="pointwise_share",
         kind=FUNCTION,
         cases=_SHARE_CASES,
+        hidden_cases=(
+            dict(N=48, M=96, K=5),
+            dict(N=16, M=160, K=3),
+            dict(N=1000, M=10, K=1),
+        ),
+        draw=draw_from(N=[16, 32, 96, 240, 512], M=[16, 24, 64, 320], K=[3, 5, 7]),
         reference=_ref_pointwise_share,
         rel_tol=1e-6,
         hints=("share = HWNM / (HWNM + HWK²N) = M / (M + K²).",),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from course.exercises.core import FUNCTION, Exercise, register
+from course.exercises.core import FUNCTION, Exercise, draw_from, register
 
 
 def _formulas():
@@ -61,6 +61,12 @@ register(
             dict(y=2, x=20, h=14, w=21, window=7, shift=3),
             dict(y=10, x=10, h=14, w=14, window=7, shift=0),
         ),
+        hidden_cases=(
+            dict(y=3, x=9, h=12, w=12, window=6, shift=3),
+            dict(y=11, x=0, h=12, w=16, window=4, shift=1),
+            dict(y=7, x=7, h=8, w=8, window=8, shift=0),
+            dict(y=20, x=5, h=21, w=14, window=7, shift=3),
+        ),
         reference=_ref_window_index,
         hints=("after torch.roll(x, -shift), token (y, x) sits at ((y - shift) % h, (x - shift) % w).",),
         diagnose=_diagnose_window_index,
@@ -105,6 +111,12 @@ register(
             dict(h=12, w=20, C=96),
             dict(h=1, w=1, C=8),
         ),
+        hidden_cases=(
+            dict(h=9, w=17, C=48),
+            dict(h=28, w=28, C=192),
+            dict(h=2, w=3, C=4),
+        ),
+        draw=draw_from(h=[1, 7, 14, 28, 56], w=[1, 7, 14, 28, 56], C=[8, 64, 96, 384, 768]),
         reference=_ref_global,
         hints=("tokens T = h·w; MACs = 4·T·C² (projections) + 2·T²·C (Q Kᵀ and A V).",),
         diagnose=_diagnose_global,
@@ -146,6 +158,13 @@ register(
             dict(h=32, w=32, C=128, window=12),
             dict(h=5, w=9, C=32, window=7),
         ),
+        hidden_cases=(
+            dict(h=15, w=15, C=48, window=5),
+            dict(h=57, w=50, C=96, window=7),
+            dict(h=8, w=8, C=32, window=8),
+            dict(h=3, w=4, C=16, window=7),
+        ),
+        draw=draw_from(h=[7, 14, 25, 28, 56], w=[7, 14, 28, 33, 56], C=[32, 96, 192], window=[4, 7, 12]),
         reference=_ref_window,
         hints=(
             "pad the map to a multiple of the window (H_p = ceil(h / M) · M); MACs = 4·H_p·W_p·C² + 2·M²·H_p·W_p·C.",
@@ -190,6 +209,12 @@ register(
             dict(h=30, w=31, C=64, R=4),
             dict(h=112, w=112, C=64, R=8),
         ),
+        hidden_cases=(
+            dict(h=20, w=20, C=96, R=4),
+            dict(h=15, w=15, C=64, R=2),
+            dict(h=9, w=13, C=32, R=3),
+        ),
+        draw=draw_from(h=[7, 14, 28, 56], w=[7, 14, 28, 56], C=[32, 64, 128, 320], R=[1, 2, 4, 7]),
         reference=_ref_sra,
         hints=("Q and output: 2·T·C²; conv: h'w'·R²·C² (R > 1); K, V: 2·h'w'·C²; attention: 2·T·h'w'·C, with h' = h // R.",),
         diagnose=_diagnose_sra,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from course.exercises.core import FUNCTION, Exercise, register
+from course.exercises.core import FUNCTION, Exercise, draw_from, register
 
 
 def _conv_cost(H, N, M, K, stride, groups):
@@ -61,6 +61,13 @@ register(
         answer="conv_intensity",
         kind=FUNCTION,
         cases=_INTENSITY_CASES,
+        hidden_cases=(
+            dict(H=14, N=256, M=256, K=3, stride=1, groups=256),
+            dict(H=28, N=40, M=240, K=1, stride=1, groups=1),
+            dict(H=56, N=24, M=48, K=3, stride=2, groups=1),
+        ),
+        draw=draw_from(H=[7, 14, 28, 56, 112], N=[16, 32, 64, 128], M=[16, 32, 64, 256], K=[1, 3, 5], stride=[1, 2],
+                       groups=[1, 2, 16], where=lambda c: c["N"] % c["groups"] == 0 and c["M"] % c["groups"] == 0),
         reference=_ref_intensity,
         rel_tol=1e-6,
         hints=(
@@ -122,6 +129,11 @@ register(
         answer="roofline_bound",
         kind=FUNCTION,
         cases=_BOUND_CASES,
+        hidden_cases=(
+            dict(peak_gmacs=50.0, bandwidth_gbs=10.0, H=28, N=128, M=128, K=3, groups=1),
+            dict(peak_gmacs=1000.0, bandwidth_gbs=100.0, H=56, N=32, M=32, K=3, groups=32),
+            dict(peak_gmacs=10.0, bandwidth_gbs=40.0, H=7, N=512, M=512, K=1, groups=1),
+        ),
         reference=_ref_bound,
         rel_tol=1e-6,
         output_names=("bound", "attainable_gmacs"),
@@ -171,6 +183,11 @@ register(
         answer="pareto_front",
         kind=FUNCTION,
         cases=_FRONT_CASES,
+        hidden_cases=(
+            dict(latencies=[3.0, 1.0, 2.0], accuracies=[50.0, 40.0, 60.0]),
+            dict(latencies=[1.0, 2.0, 3.0, 4.0, 5.0], accuracies=[10.0, 30.0, 20.0, 40.0, 35.0]),
+            dict(latencies=[2.0, 2.0], accuracies=[70.0, 70.0]),
+        ),
         reference=_ref_front,
         hints=(
             "sort by latency; walk the table keeping the best accuracy so far; a point is on the front "

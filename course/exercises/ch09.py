@@ -58,6 +58,11 @@ register(
         answer="magnitude_mask",
         kind=FUNCTION,
         cases=_MASK_CASES,
+        hidden_cases=(
+            dict(weights=[0.31, -0.29, 0.1, 2.0, -0.6, 0.02, 1.4, -1.1], sparsity=0.375),
+            dict(weights=[4.0, -3.0, 2.0, -1.0], sparsity=0.75),
+            dict(weights=[-0.2, 0.9, 0.4], sparsity=0.34),
+        ),
         reference=_ref_mask,
         hints=("zero the round(sparsity * n) weights of smallest absolute value: mask 0 for them, 1 for the rest.",),
         diagnose=_diagnose_mask,
@@ -119,6 +124,11 @@ register(
         answer="pruned_chain",
         kind=FUNCTION,
         cases=_CHAIN_CASES,
+        hidden_cases=(
+            dict(H=16, widths=[3, 8, 16, 4], K=3, ratio=0.5),
+            dict(H=8, widths=[6, 24, 12], K=1, ratio=0.25),
+            dict(H=20, widths=[2, 10, 14, 18, 6], K=3, ratio=0.625),
+        ),
         reference=_ref_pruned_chain,
         output_names=("widths", "macs"),
         hints=("hidden widths become floor(M * (1 - ratio)); the input and the last output keep theirs; "
@@ -166,6 +176,11 @@ register(
         answer="scale_zero_point",
         kind=FUNCTION,
         cases=_QPARAM_CASES,
+        hidden_cases=(
+            dict(x_min=-0.5, x_max=0.25, bits=8),
+            dict(x_min=1.0, x_max=2.0, bits=4),
+            dict(x_min=-10.0, x_max=5.0, bits=6),
+        ),
         reference=_ref_qparams,
         output_names=("scale", "zero_point"),
         hints=("unsigned b bits: q in [0, 2**b - 1]; widen [x_min, x_max] to include 0; scale = range / (2**b - 1); "
@@ -214,6 +229,11 @@ register(
         answer="int_linear",
         kind=FUNCTION,
         cases=_INT_LINEAR_CASES,
+        hidden_cases=(
+            dict(x_q=[1, 2, 3], x_zero_point=2, w_q=[[3, -1, 2], [0, 4, -4]], bias_q=[10, -10], multiplier=0.5,
+                 y_zero_point=5),
+            dict(x_q=[200, 50], x_zero_point=120, w_q=[[64, -64]], bias_q=[-2000], multiplier=0.01, y_zero_point=128),
+        ),
         reference=_ref_int_linear,
         hints=("acc[m] = sum_n (x_q[n] - x_zero_point) * w_q[m][n] + bias_q[m] (integers); "
                "y[m] = clamp(round(acc[m] * multiplier) + y_zero_point, 0, 255).",),
@@ -263,6 +283,10 @@ register(
         answer="distillation_loss",
         kind=FUNCTION,
         cases=_KD_CASES,
+        hidden_cases=(
+            dict(student_logits=[0.0, 1.0, 2.0], teacher_logits=[2.0, 1.0, 0.0], label=1, T=2.0, alpha=0.3),
+            dict(student_logits=[-1.0, 3.0], teacher_logits=[0.5, 0.5], label=0, T=5.0, alpha=0.8),
+        ),
         reference=_ref_kd,
         rel_tol=1e-6,
         hints=("loss = alpha * T**2 * KL(p_t || p_s) + (1 - alpha) * CE(z_s, label), p = softmax(z / T), "
@@ -307,6 +331,11 @@ register(
         answer="mnasnet_reward",
         kind=FUNCTION,
         cases=_REWARD_CASES,
+        hidden_cases=(
+            dict(accuracy=0.8, latency=120.0, target=100.0, alpha=-0.07, beta=-0.07),
+            dict(accuracy=0.7, latency=50.0, target=100.0, alpha=0.0, beta=-1.0),
+            dict(accuracy=70.0, latency=10.0, target=10.0, alpha=-0.1, beta=-0.2),
+        ),
         reference=_ref_reward,
         hints=("reward = accuracy * (latency / target) ** w; w = alpha if latency <= target else beta.",),
         diagnose=_diagnose_reward,

@@ -1,33 +1,46 @@
-"""The exercise registry, the comparison of answers, and ``check``.
+"""The exercise registry and ``check``.
 
 One comparison serves two callers:
 
-* ``check(id, answer)`` in the learner's notebook computes the *outcomes* (what the learner's
-  answer returned or raised on each case) in-process, then grades them;
-* the grader (:mod:`course.grading.grader`) computes the outcomes inside the submission's kernel,
-  receives them as JSON, and grades them in its own process.
+* ``check(id, answer)`` in the learner's notebook runs the answer on the exercise's public
+  cases in-process (:func:`course.exercises.outcomes.collect_outcomes`), then grades what
+  happened;
+* the grader (:mod:`course.grading`) runs the answer in a fresh, sandboxed process on the
+  public cases *and* the hidden ones, receives the outcomes as JSON, and grades them in its own
+  process.
 
-Both call :func:`grade_outcomes`, a pure function of the exercise and the outcomes, so the
-grader never trusts what a notebook prints. Expected values are never stored: each exercise
-has a ``reference`` that computes them with the course's own code.
+Both call :func:`course.exercises.judge.grade_outcomes`, a pure function of the exercise and
+the outcomes, so the grader never trusts what a notebook prints. Expected values are never
+stored: each exercise has a ``reference`` that computes them with the course's own code.
 
-An *outcome* is a JSON-able dict, one per case, produced by :func:`collect_outcomes`:
+Kinds of answers (``Exercise.kind``):
 
-* ``{"status": "ok", "value": ..., "type": "tuple", "repr": "(3, 4)"}``
-* ``{"status": "error", "error_type": "ZeroDivisionError", "error_message": "..."}``
-* ``{"status": "timeout", "seconds": 10}`` and ``{"status": "skipped"}`` (after a timeout)
-* a single ``{"status": "missing", "detail": ...}`` or ``{"status": "not_callable", ...}``
-  when there is no answer to call at all.
+* ``"function"``: a function, called on every case (positional arguments);
+* ``"value"``: data the notebook computed (read from the kernel, no cases);
+* ``"module"``: an ``nn.Module`` class: built from each case's keyword arguments, given the
+  reference block's weights and run on seeded inputs (:mod:`course.exercises.runners`);
+* ``"design"``: a function the exercise's ``runner`` builds, trains and measures (e.g. a
+  function returning a model), under the exercise's own time limit ``case_timeout_s``.
+
+See ``docs/exercises.md`` for how to write one.
 """
 
 from __future__ import annotations
 
-import math
+import random
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 FUNCTION = "function"
 VALUE = "value"
+MODULE = "module"
+DESIGN = "design"
+KINDS = (FUNCTION, VALUE, MODULE, DESIGN)
+#: Kinds whose answers are called on cases (the grader replays them in a fresh process).
+CALLED = (FUNCTION, MODULE, DESIGN)
+
+#: What a comparison returns when the answer is simply not the expected value.
+WRONG_VALUE = "wrong value"
 
 #: Every exercise, keyed by id ("1.2" = chapter 1, exercise 2). Filled by ``course.exercises.chNN``.
 REGISTRY: Dict[str, "Exercise"] = {}
@@ -42,12 +55,23 @@ class Exercise:
         title: a short title for reports.
         points: what a correct answer earns (all or nothing).
         answer: the name the learner defines in the notebook (``conv_cost``).
-        kind: ``"function"`` (called on every case) or ``"value"`` (one value, no case).
-        cases: for functions, one dict per case mapping parameter name -> argument, in the
-            order of the learner's signature (arguments are passed positionally).
+        kind: ``"function"``, ``"value"``, ``"module"`` or ``"design"`` (module docstring).
+        cases: one dict per case that ``check`` shows. Functions: parameter name -> argument,
+            in the order of the learner's signature (arguments are passed positionally).
+            Modules: constructor keyword arguments, plus ``input``: the input's shape (or a
+            list of shapes for several inputs). Designs: whatever ``runner`` reads.
         reference: computes the expected result: ``reference(**case)`` for a function,
-            ``reference()`` for a value. Never a stored literal.
+            ``reference()`` for a value; for a module, the course's block (a class or factory
+            called with the case's constructor arguments). Never a stored literal.
+        hidden_cases: cases the grader also runs, which ``check`` never shows (same keys, in
+            the same order, as ``cases``).
+        draw: ``draw(rng) -> case``: the grader also runs ``n_drawn`` cases drawn with a
+            ``random.Random`` seeded from the submission's file and the exercise id (so every
+            submission gets other ones, and re-grading the same file the same ones). See
+            :func:`draw_from`.
+        n_drawn: how many cases ``draw`` gives each submission.
         rel_tol: relative tolerance for floats (ints and strings compare exactly).
+        abs_tol: absolute tolerance for floats (module outputs use it near zero).
         hints: general hints; the first is shown when no specific one applies.
         diagnose: optional ``diagnose(case, expected, got) -> str | None`` giving a hint
             specific to how this case failed.
@@ -57,6 +81,14 @@ class Exercise:
             (``("macs", "params")``).
         reveal_expected: whether messages may show the expected value (``False`` for value
             exercises, where it would give the answer away).
+        case_timeout_s: seconds one case may take in the grader (default: its
+            ``--case-timeout``); declare it for answers that train (``"design"``): the
+            grader's limits follow it.
+        runner: ``runner(exercise, answer, case) -> JSON-able value``: how one case of a
+            ``"design"`` (or a non-standard ``"module"``) exercise is run in the answer's
+            process. Module exercises default to :func:`course.exercises.runners.run_module`.
+        weights: module exercises: ``{learner's parameter name: reference's name}`` for the
+            names that differ (the others are copied by name); documented in the exercise.
     """
 
     id: str
@@ -66,19 +98,35 @@ class Exercise:
     kind: str
     reference: Callable[..., Any]
     cases: Tuple[Dict[str, Any], ...] = ()
+    hidden_cases: Tuple[Dict[str, Any], ...] = ()
+    draw: Optional[Callable[[random.Random], Dict[str, Any]]] = None
+    n_drawn: int = 3
     rel_tol: float = 1e-9
+    abs_tol: float = 0.0
     hints: Tuple[str, ...] = ()
     diagnose: Optional[Callable[[Dict[str, Any], Any, Any], Optional[str]]] = None
     compare: Optional[Callable[[Any, Any], Optional[str]]] = None
     output_names: Tuple[str, ...] = ()
     reveal_expected: bool = True
+    case_timeout_s: Optional[float] = None
+    runner: Optional[Callable[["Exercise", Any, Dict[str, Any]], Any]] = None
+    weights: Mapping[str, str] = field(default_factory=dict)
     _expected_cache: list = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        if self.kind not in (FUNCTION, VALUE):
-            raise ValueError(f"exercise {self.id}: kind must be 'function' or 'value', got {self.kind!r}")
-        if self.kind == FUNCTION and not self.cases:
-            raise ValueError(f"exercise {self.id}: a function exercise needs cases")
+        if self.kind not in KINDS:
+            raise ValueError(f"exercise {self.id}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.kind in CALLED and not self.cases:
+            raise ValueError(f"exercise {self.id}: a {self.kind} exercise needs cases")
+        if self.kind == DESIGN and self.runner is None:
+            raise ValueError(f"exercise {self.id}: a design exercise needs a runner")
+        if self.kind == MODULE and any("input" not in case for case in self.cases + self.hidden_cases):
+            raise ValueError(f"exercise {self.id}: every case of a module exercise needs an 'input' shape")
+        keys = [list(case) for case in self.cases]
+        for case in self.hidden_cases:
+            if self.kind == FUNCTION and keys and list(case) != keys[0]:
+                raise ValueError(f"exercise {self.id}: hidden case {case} must have the keys of the cases, "
+                                 f"in the same order ({', '.join(keys[0])})")
 
     @property
     def chapter(self) -> int:
@@ -87,37 +135,112 @@ class Exercise:
 
     @property
     def n_cases(self) -> int:
-        """How many outcomes a complete answer produces (1 for a value)."""
-        return len(self.cases) if self.kind == FUNCTION else 1
+        """How many outcomes a complete answer produces on the public cases (1 for a value)."""
+        return len(self.cases) if self.kind in CALLED else 1
 
-    def case_args(self) -> List[list]:
-        """The positional arguments of every case (JSON-able), in order."""
-        return [list(case.values()) for case in self.cases]
+    # --- cases ---------------------------------------------------------------------------
+
+    def grading_cases(self, seed: Optional[int] = None, hidden: bool = True) -> List[Dict[str, Any]]:
+        """The cases the grader runs: the public ones, then (``hidden``) the hidden ones and
+        ``n_drawn`` drawn with ``seed`` (a per-submission number; none drawn when None)."""
+        cases = list(self.cases)
+        if not hidden or self.kind not in CALLED:
+            return cases
+        cases += list(self.hidden_cases)
+        if self.draw is not None and seed is not None:
+            rng = random.Random(f"{seed}:{self.id}")
+            for _ in range(self.n_drawn):
+                case = dict(self.draw(rng))
+                if self.kind == FUNCTION and self.cases and list(case) != list(self.cases[0]):
+                    raise ValueError(f"exercise {self.id}: draw() gave {case}, whose keys differ from the cases'")
+                cases.append(case)
+        return cases
+
+    def case_args(self, cases: Optional[Sequence[Dict[str, Any]]] = None) -> list:
+        """What travels to the answer's process (JSON-able): for functions, the positional
+        arguments of every case; for modules and designs, the case dicts themselves."""
+        cases = self.cases if cases is None else cases
+        if self.kind == FUNCTION:
+            return [list(case.values()) for case in cases]
+        return [dict(case) for case in cases] if self.kind in CALLED else []
+
+    def run_case(self, answer: Any, case) -> Any:
+        """Run one case of a module or design exercise in the answer's process (the
+        ``call`` of :func:`course.exercises.outcomes.collect_outcomes`)."""
+        if self.runner is not None:
+            return self.runner(self, answer, case)
+        if self.kind == MODULE:
+            from course.exercises.runners import run_module
+
+            return run_module(self, answer, case)
+        return answer(*case) if isinstance(case, list) else answer(**case)
 
     def expected(self) -> list:
-        """Expected results, one per case (one item for a value), computed once by ``reference``."""
+        """Expected results on the public cases (one item for a value), computed once."""
         if not self._expected_cache:
-            if self.kind == FUNCTION:
-                values = [self.reference(**case) for case in self.cases]
-            else:
-                values = [self.reference()]
-            self._expected_cache.append(values)
+            self._expected_cache.append(self.expected_for(self.cases))
         return self._expected_cache[0]
 
+    def expected_for(self, cases: Sequence[Dict[str, Any]]) -> list:
+        """Expected results on ``cases``, computed by ``reference`` (the public ones cached)."""
+        if self.kind == VALUE:
+            return [self.reference()]
+        cases = list(cases)
+        head = list(self.cases)
+        if cases[: len(head)] == head and self._expected_cache:
+            return self._expected_cache[0] + [self._expected_one(c) for c in cases[len(head):]]
+        return [self._expected_one(case) for case in cases]
+
+    def _expected_one(self, case: Dict[str, Any]) -> Any:
+        if self.kind == FUNCTION:
+            return self.reference(**case)
+        if self.kind == MODULE and self.runner is None:
+            from course.exercises.runners import run_module
+
+            return run_module(self, self.reference, case)
+        return self.reference(**case)
+
     def call_text(self, case: Dict[str, Any]) -> str:
-        """How the case reads as a call: ``conv_cost(H=56, W=56, ...)``."""
+        """How the case reads: ``conv_cost(H=56, W=56, ...)``; for a module,
+        ``Unit(N=24, stride=2) on an input of shape (2, 24, 9, 9)``."""
+        if self.kind == MODULE:
+            args = ", ".join(f"{k}={v!r}" for k, v in case.items() if k != "input")
+            shapes = case.get("input")
+            if shapes and isinstance(shapes[0], (list, tuple)):
+                shown = " and ".join(str(tuple(s)) for s in shapes)
+                return f"{self.answer}({args}) on inputs of shapes {shown}"
+            return f"{self.answer}({args}) on an input of shape {tuple(shapes or ())}"
         args = ", ".join(f"{k}={v!r}" for k, v in case.items())
         return f"{self.answer}({args})"
 
-    def spec(self, case_timeout_s: Optional[float] = None) -> dict:
-        """What the grader's probe needs to run this exercise in a kernel (JSON-able)."""
+    def spec(self, case_timeout_s: Optional[float] = None, cases: Optional[Sequence[Dict[str, Any]]] = None) -> dict:
+        """What the grader's answer process (or kernel probe) needs to run this exercise (JSON-able)."""
         return {
             "id": self.id,
             "answer": self.answer,
             "kind": self.kind,
-            "cases": self.case_args() if self.kind == FUNCTION else [],
+            "cases": self.case_args(cases),
             "case_timeout_s": case_timeout_s,
         }
+
+
+def draw_from(where: Optional[Callable[[Dict[str, Any]], bool]] = None, **choices: Sequence[Any]):
+    """A ``draw`` for :class:`Exercise`: each parameter picked from its choices (keep the order of
+    the answer's signature), redrawn until ``where(case)`` holds. For example::
+
+        draw=draw_from(H=[7, 14, 28, 56], N=[16, 32, 64], groups=[1, 2, 4], where=lambda c: c["N"] % c["groups"] == 0)
+    """
+    if not choices:
+        raise ValueError("draw_from needs at least one parameter and its choices")
+
+    def draw(rng: random.Random) -> Dict[str, Any]:
+        for _ in range(10_000):
+            case = {name: rng.choice(list(options)) for name, options in choices.items()}
+            if where is None or where(case):
+                return case
+        raise ValueError(f"draw_from: no case satisfies `where` among the choices {choices}")
+
+    return draw
 
 
 def register(exercise: Exercise) -> Exercise:
@@ -144,310 +267,8 @@ def list_exercises(chapter: Optional[int] = None) -> List[Exercise]:
 
 
 def id_sort_key(exercise_id: str):
+    """Sort key of an exercise id: "1.10" after "1.9"."""
     return tuple(int(p) if p.isdigit() else p for p in str(exercise_id).split("."))
-
-
-# --- collecting outcomes (runs in the learner's kernel, also pasted into the grader's probe) ---
-
-
-def collect_outcomes(answer, kind, cases, case_timeout_s=None):
-    """Run ``answer`` on every case (``kind="function"``) or read it (``kind="value"``).
-
-    Returns a list of JSON-able outcome dicts (see the module docstring). Never raises for
-    anything the answer does. This function is self-contained (no module globals, imports
-    inside) because the grader sends its source into the submission's kernel.
-    """
-    import numbers
-    import signal
-    import threading
-
-    def short(obj, limit=300, as_repr=False):
-        try:
-            text = repr(obj) if as_repr else str(obj)
-        except Exception as exc:  # a broken __repr__ or __str__
-            text = f"<{type(obj).__name__} (printing it failed: {type(exc).__name__})>"
-        return text if len(text) <= limit else text[: limit - 3] + "..."
-
-    def jsonable(obj, depth=0):
-        if obj is None or isinstance(obj, (bool, str, int, float)):
-            if isinstance(obj, str):
-                return obj[:10000]
-            if isinstance(obj, int) and not isinstance(obj, bool):
-                return int(obj)
-            if isinstance(obj, float):
-                return float(obj)
-            return obj
-        if depth < 4 and isinstance(obj, (list, tuple)):
-            return [jsonable(item, depth + 1) for item in list(obj)[:100]]
-        if isinstance(obj, numbers.Integral):
-            return int(obj)
-        if isinstance(obj, numbers.Real):
-            return float(obj)
-        try:  # numpy / torch scalars and small arrays
-            if getattr(obj, "ndim", None) == 0 and callable(getattr(obj, "item", None)):
-                return jsonable(obj.item(), depth + 1)
-            if getattr(obj, "ndim", None) == 1 and callable(getattr(obj, "tolist", None)) and depth < 4:
-                return jsonable(obj.tolist(), depth + 1)
-        except Exception:
-            pass
-        return {"__unsupported__": type(obj).__name__}
-
-    def describe(value):
-        try:
-            value_json = jsonable(value)
-        except Exception:
-            value_json = {"__unsupported__": type(value).__name__}
-        out = {"status": "ok", "type": type(value).__name__, "repr": short(value, as_repr=True), "value": value_json}
-        if isinstance(value, (list, tuple)):
-            out["len"] = len(value)
-        return out
-
-    class CaseTimeout(BaseException):
-        pass
-
-    if kind == "value":
-        return [describe(answer)]
-    if answer is None:
-        return [{"status": "missing", "detail": "it is None"}]
-    if not callable(answer):
-        return [{"status": "not_callable", "type": type(answer).__name__, "repr": short(answer, 80, as_repr=True)}]
-
-    use_alarm = bool(case_timeout_s) and hasattr(signal, "setitimer") and (
-        threading.current_thread() is threading.main_thread()
-    )
-    outcomes = []
-    timed_out = False
-    for args in cases:
-        if timed_out:
-            outcomes.append({"status": "skipped"})
-            continue
-        previous = None
-        try:
-            if use_alarm:
-                def on_alarm(signum, frame):
-                    raise CaseTimeout()
-
-                previous = signal.signal(signal.SIGALRM, on_alarm)
-                signal.setitimer(signal.ITIMER_REAL, float(case_timeout_s))
-            try:
-                outcome = describe(answer(*args))
-            finally:
-                if use_alarm:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-                    signal.signal(signal.SIGALRM, previous)
-            outcomes.append(outcome)
-        except CaseTimeout:
-            timed_out = True
-            outcomes.append({"status": "timeout", "seconds": case_timeout_s})
-        except KeyboardInterrupt:  # the learner (or the grader) stopped the kernel: stop too
-            raise
-        except BaseException as exc:  # the learner's code may raise anything, even SystemExit
-            outcomes.append(
-                {"status": "error", "error_type": type(exc).__name__, "error_message": short(exc, 500)}
-            )
-    return outcomes
-
-
-# --- comparing (pure: used by check and by the grader) ---------------------------------------
-
-
-def _article(word: str) -> str:
-    return ("an " if word[:1].lower() in "aeiou" else "a ") + word
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _show(value) -> str:
-    if isinstance(value, dict) and "__unsupported__" in value:
-        return f"<a {value['__unsupported__']}>"
-    return repr(value)
-
-
-WRONG_VALUE = "wrong value"
-
-
-def compare_values(expected, got, rel_tol: float = 1e-9, names: Sequence[str] = ()) -> Optional[str]:
-    """``None`` when ``got`` matches ``expected``, else a short reason (``"wrong value"`` or a type problem).
-
-    ints and strings compare exactly (an int is expected as an int: ``28.0`` is reported),
-    floats with relative tolerance ``rel_tol``, tuples item by item (``names`` labels the
-    items in the message: ``"macs is wrong (params is right)"``). ``got`` is the JSON-able
-    form of the learner's value (tuples arrive as lists).
-    """
-    if isinstance(got, dict) and "__unsupported__" in got:
-        return f"expected {_kind_of(expected)}, got a {got['__unsupported__']}"
-    if isinstance(expected, bool):
-        return None if got is expected else WRONG_VALUE
-    if isinstance(expected, int):
-        if isinstance(got, float) and math.isfinite(got) and got == int(got):
-            return f"got a float ({got!r}) but the answer is a whole number: return an int (use // to divide)"
-        if not isinstance(got, int) or isinstance(got, bool):
-            return f"expected an int, got {type(got).__name__} {_show(got)}"
-        return None if got == expected else WRONG_VALUE
-    if isinstance(expected, float):
-        if not _is_number(got):
-            return f"expected a number, got {type(got).__name__} {_show(got)}"
-        if math.isclose(float(got), expected, rel_tol=rel_tol, abs_tol=0.0):
-            return None
-        return f"{WRONG_VALUE} (relative tolerance {rel_tol:g})"
-    if isinstance(expected, str):
-        if not isinstance(got, str):
-            return f"expected a str, got {type(got).__name__} {_show(got)}"
-        return None if got == expected else WRONG_VALUE
-    if isinstance(expected, (tuple, list)):
-        if not isinstance(got, (list, tuple)):
-            return f"expected {_kind_of(expected, names)}, got {type(got).__name__} {_show(got)}"
-        if len(got) != len(expected):
-            return f"expected {_kind_of(expected, names)}, got {len(got)} values"
-        labels = [names[i] if i < len(names) else f"item {i}" for i in range(len(expected))]
-        wrong, right, details = [], [], []
-        for label, e, g in zip(labels, expected, got):
-            problem = compare_values(e, g, rel_tol)
-            if problem is None:
-                right.append(label)
-            else:
-                wrong.append(label)
-                if problem != WRONG_VALUE:
-                    details.append(f"{label}: {problem}")
-        if not wrong:
-            return None
-        if not right:
-            text = ("both " if len(wrong) == 2 else "all of ") + " and ".join(wrong) + " are wrong"
-        else:
-            text = f"{' and '.join(wrong)} {_verb(wrong)} wrong ({', '.join(right)} {_verb(right)} right)"
-        return "; ".join([text] + details)
-    return None if got == expected else WRONG_VALUE
-
-
-def _verb(items: Sequence[str]) -> str:
-    return "is" if len(items) == 1 else "are"
-
-
-def _kind_of(expected, names: Sequence[str] = ()) -> str:
-    if isinstance(expected, (tuple, list)):
-        if names:
-            return f"a tuple ({', '.join(names)})"
-        return f"a tuple of {len(expected)} values"
-    if isinstance(expected, bool):
-        return "a bool"
-    return {int: "an int", float: "a number", str: "a str"}.get(type(expected), type(expected).__name__)
-
-
-def _shown_expected(exercise: Exercise, expected) -> str:
-    if isinstance(expected, tuple) and exercise.output_names:
-        return "(" + ", ".join(f"{n}={v!r}" for n, v in zip(exercise.output_names, expected)) + ")"
-    return repr(expected)
-
-
-def _shown_got(outcome: dict) -> str:
-    text = outcome.get("repr")
-    return text if text is not None else _show(outcome.get("value"))
-
-
-def grade_outcomes(exercise: Exercise, outcomes: Sequence[dict]) -> Tuple[int, str]:
-    """Grade an answer's outcomes: ``(points, message)``, all or nothing.
-
-    ``outcomes`` is what :func:`collect_outcomes` returned (in-process or via JSON). The
-    message names the first failing case (its inputs), expected vs got and a hint, or says
-    ``"Exercise 1.2 passed: 8/8 cases (3 points)"``. Pure: no I/O, no learner code.
-    """
-    ex = exercise
-    head = f"Exercise {ex.id}"
-    zero = f"(0/{ex.points} points)"
-    outcomes = list(outcomes or [])
-    if not outcomes:
-        return 0, f"{head}: no result to grade {zero}."
-    first = outcomes[0]
-    if not isinstance(first, dict):
-        return 0, f"{head}: malformed outcome {zero}."
-    status = first.get("status")
-    if status == "missing":
-        detail = first.get("detail") or "it is not defined"
-        return 0, (
-            f"{head} not attempted yet: `{ex.answer}` is missing ({detail}). "
-            f"Write your solution in the exercise's cell and run it, then run the check {zero}."
-        )
-    if status == "not_callable":
-        return 0, (
-            f"{head}: `{ex.answer}` should be a function, but it is {_article(str(first.get('type')))} "
-            f"({first.get('repr')}). Define it with `def {ex.answer}(...):` {zero}."
-        )
-    if ex.kind == VALUE and status == "ok" and first.get("value") is None:
-        return 0, f"{head} not attempted yet: `{ex.answer}` is None {zero}."
-    if len(outcomes) != ex.n_cases:
-        return 0, f"{head}: expected {ex.n_cases} results, got {len(outcomes)} {zero}."
-    if all(o.get("status") == "error" and o.get("error_type") == "NotImplementedError" for o in outcomes):
-        return 0, (
-            f"{head} not attempted yet: `{ex.answer}` still raises NotImplementedError. Replace the "
-            f"`raise NotImplementedError(...)` line with your solution and run the cell {zero}."
-        )
-
-    expected = ex.expected()
-    failures = []  # (index, problem text, specific hint)
-    for index, (outcome, want) in enumerate(zip(outcomes, expected)):
-        problem, hint = _judge(ex, index, outcome, want)
-        if problem:
-            failures.append((index, problem, hint))
-    n = ex.n_cases
-    if not failures:
-        if ex.kind == VALUE:
-            return ex.points, f"{head} passed ({ex.points} points)"
-        return ex.points, f"{head} passed: {n}/{n} cases ({ex.points} points)"
-
-    index, problem, hint = failures[0]
-    hint = hint or (ex.hints[0] if ex.hints else None)
-    if ex.kind == VALUE:
-        lines = [f"{head} failed {zero}.", f"  {problem}"]
-    else:
-        case = ex.cases[index]
-        lines = [
-            f"{head} failed: {n - len(failures)}/{n} cases pass {zero}.",
-            f"First failing case ({index + 1} of {n}): {ex.call_text(case)}",
-            f"  {problem}",
-        ]
-    if hint:
-        lines.append(f"Hint: {hint}")
-    return 0, "\n".join(lines)
-
-
-def _judge(ex: Exercise, index: int, outcome: dict, want) -> Tuple[Optional[str], Optional[str]]:
-    """What is wrong with one case's outcome (``None`` when right) and a specific hint."""
-    status = outcome.get("status") if isinstance(outcome, dict) else None
-    if status == "error":
-        what = "your value" if ex.kind == VALUE else "your function"
-        return (
-            f"{what} raised {outcome.get('error_type')}: {outcome.get('error_message')}",
-            "call it yourself on these inputs in a cell to see the full traceback.",
-        )
-    if status == "timeout":
-        return (
-            f"your function did not return within {outcome.get('seconds')} s",
-            "look for a loop that never ends on these inputs.",
-        )
-    if status == "skipped":
-        return "not run (an earlier case timed out)", None
-    if status != "ok":
-        return f"no result ({status})", None
-    got = outcome.get("value")
-    if ex.compare is not None:
-        problem = ex.compare(want, got)
-    else:
-        problem = compare_values(want, got, ex.rel_tol, ex.output_names)
-    if problem is None:
-        return None, None
-    case = ex.cases[index] if ex.kind == FUNCTION else {}
-    hint = ex.diagnose(case, want, got) if ex.diagnose else None
-    if ex.reveal_expected:
-        text = f"expected {_shown_expected(ex, want)}\n  got      {_shown_got(outcome)}"
-        if problem != WRONG_VALUE:
-            text += f"\n  {problem}"
-    elif problem == WRONG_VALUE:
-        text = f"got {_shown_got(outcome)}, which is not the answer"
-    else:
-        text = f"got {_shown_got(outcome)}: {problem}"
-    return text, hint
 
 
 # --- check: in-notebook feedback -------------------------------------------------------------
@@ -460,17 +281,19 @@ class CheckResult:
     (no duplicated message); its ``repr`` is one short line.
     """
 
-    __slots__ = ("exercise", "passed", "points", "max_points", "message")
+    __slots__ = ("exercise", "passed", "points", "max_points", "message", "attempted")
 
-    def __init__(self, exercise: str, passed: bool, points: int, max_points: int, message: str):
+    def __init__(self, exercise: str, passed: bool, points: int, max_points: int, message: str,
+                 attempted: bool = True):
         self.exercise = exercise
         self.passed = passed
         self.points = points
         self.max_points = max_points
         self.message = message
+        self.attempted = attempted
 
     def __repr__(self) -> str:
-        state = "passed" if self.passed else "not passed"
+        state = "passed" if self.passed else ("not passed" if self.attempted else "not attempted")
         return f"<CheckResult {self.exercise}: {state}, {self.points}/{self.max_points} points>"
 
     def __bool__(self) -> bool:
@@ -484,30 +307,33 @@ _MISSING = object()
 
 
 def check(exercise_id: str, answer: Any = _MISSING, *, quiet: bool = False) -> CheckResult:
-    """Check the learner's answer to an exercise and print friendly feedback.
+    """Check the learner's answer to an exercise on its public cases and print friendly feedback.
 
     Args:
         exercise_id: e.g. ``"1.2"``.
-        answer: the learner's function (function exercises) or value (value exercises). When
-            omitted, the exercise's answer name is looked up in the notebook's namespace.
+        answer: the learner's function, class (module exercises) or value. When omitted, the
+            exercise's answer name is looked up in the notebook's namespace.
         quiet: do not print (the message is still in the result).
 
     Returns:
         A :class:`CheckResult` (displays nothing in a notebook). Never raises for anything
         the answer does: wrong types, exceptions, stubs and ``None`` are all reported.
     """
+    from course.exercises.judge import grade_outcomes, is_attempted
+    from course.exercises.outcomes import collect_outcomes
+
     exercise = get_exercise(exercise_id)
     if answer is _MISSING:
         import __main__
 
-        if hasattr(__main__, exercise.answer):
-            answer = getattr(__main__, exercise.answer)
-            outcomes = collect_outcomes(answer, exercise.kind, exercise.case_args())
-        else:
-            outcomes = [{"status": "missing", "detail": "it is not defined yet"}]
+        answer = getattr(__main__, exercise.answer, _MISSING)
+    if answer is _MISSING:
+        outcomes = [{"status": "missing", "detail": "it is not defined yet"}]
     else:
-        outcomes = collect_outcomes(answer, exercise.kind, exercise.case_args())
+        call = exercise.run_case if exercise.kind in (MODULE, DESIGN) else None
+        outcomes = collect_outcomes(answer, exercise.kind, exercise.case_args(), call=call)
     points, message = grade_outcomes(exercise, outcomes)
     if not quiet:
         print(message)
-    return CheckResult(exercise.id, points == exercise.points, points, exercise.points, message)
+    return CheckResult(exercise.id, points == exercise.points, points, exercise.points, message,
+                       attempted=is_attempted(exercise, outcomes))

@@ -12,7 +12,8 @@ Two layers, neither of which needs root, cgroups or a container:
   so memory held by sub-processes or by mappings ``RLIMIT_DATA`` does not count is bounded too.
 
 :func:`run_limited` runs a command with both, a wall-clock limit and a clean kill of its
-process group; it is what the grader's probes use.
+process group (inside the bubblewrap sandbox of :mod:`course.grading.sandbox` when given one);
+it is what the grader's answer processes use.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+
+if TYPE_CHECKING:  # pragma: no cover
+    from course.grading.sandbox import Sandbox
 
 MB = 1024 * 1024
 
@@ -135,17 +139,22 @@ def run_limited(
     *,
     timeout_s: float,
     memory_mb: Optional[float],
-    cwd: Optional[str] = None,
+    cwd: str,
     env: Optional[Dict[str, str]] = None,
+    sandbox: Optional["Sandbox"] = None,
 ) -> Tuple[Optional[int], bytes, bytes, Optional[str]]:
-    """Run ``argv`` with ``stdin``, under the memory ceiling and watch, for at most ``timeout_s``.
+    """Run ``argv`` with ``stdin`` in ``cwd``, under the memory ceiling and watch, for at most
+    ``timeout_s``; inside ``sandbox`` when given (then ``cwd`` is its only writable folder).
 
     Returns ``(returncode, stdout, stderr, problem)``: ``problem`` is ``None`` or why the run was
     cut (time or memory limit). The process runs in its own session; on any limit its whole
     process group and tree are killed, so nothing it started survives.
     """
+    command = limited_argv(argv, memory_mb)
+    if sandbox is not None:
+        command = sandbox.wrap(command, scratch=cwd, env=env if env is not None else os.environ, memory_mb=memory_mb)
     proc = subprocess.Popen(
-        limited_argv(argv, memory_mb),
+        command,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -2,9 +2,17 @@
 
 ``solutions/NN_topic.ipynb`` -> ``notebooks/NN_topic.ipynb``: every region between
 ``### BEGIN SOLUTION`` and ``### END SOLUTION`` (nbgrader's markers) becomes one line, at the
-marker's indentation::
+marker's indentation. Inside a function (or method) it raises when the function is called::
 
     raise NotImplementedError("Exercise 1.2: replace this line with your solution")
+
+Anywhere else (a value answer: ``heaviest_conv = None`` then the region) it does nothing, so
+"Run All" goes on and the check cell says "not attempted"::
+
+    # Exercise 1.4: replace this line with your answer
+
+(``pass  # Exercise ...`` inside an indented block). A released exercise cell must still define
+the exercise's answer name (``heaviest_conv = None`` before the markers), or release fails.
 
 Outputs and execution counts are cleared and machine-dependent metadata is dropped, so the
 same solutions give the same bytes on every machine and every run.
@@ -12,14 +20,17 @@ same solutions give the same bytes on every machine and every run.
 
 from __future__ import annotations
 
+import ast
 import os
-import tempfile
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import List, Optional, Set, Union
+
+from course.grading.files import write_atomic
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 STUB = 'raise NotImplementedError("Exercise {id}: replace this line with your solution")'
+VALUE_STUB = "# Exercise {id}: replace this line with your answer"
 
 #: Cell metadata keys written by tools at run time (kept out of student copies).
 VOLATILE_CELL_METADATA = ("execution", "ExecuteTime", "papermill", "collapsed", "scrolled", "jupyter")
@@ -33,8 +44,30 @@ class ReleaseError(ValueError):
     """A solution notebook cannot be released (unbalanced markers, a solution cell without markers, ...)."""
 
 
+def _function_lines(source: str) -> Optional[Set[int]]:
+    """Line numbers (1-based) inside a ``def`` of ``source``; None if it does not parse."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    lines: Set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            lines.update(range(node.lineno + 1, (node.end_lineno or node.lineno) + 1))
+    return lines
+
+
+def _stub(exercise_id: str, indent: str, line: int, in_function: Optional[Set[int]]) -> str:
+    if in_function is None or line in in_function:
+        return indent + STUB.format(id=exercise_id)
+    stub = VALUE_STUB.format(id=exercise_id)
+    return indent + (stub if not indent else "pass  " + stub)
+
+
 def strip_solution(source: str, exercise_id: str, where: str = "cell") -> str:
-    """Replace each marked solution region of ``source`` by the stub, keeping its indentation.
+    """Replace each marked solution region of ``source`` by a stub, keeping its indentation: a
+    ``raise NotImplementedError`` inside a function, a line that does nothing elsewhere (see
+    the module docstring).
 
     Raises:
         ReleaseError: on a ``BEGIN`` without ``END``, an ``END`` without ``BEGIN`` or nested
@@ -42,6 +75,7 @@ def strip_solution(source: str, exercise_id: str, where: str = "cell") -> str:
     """
     out: List[str] = []
     begin_line: Optional[int] = None
+    in_function = _function_lines(source)
     for number, line in enumerate(source.splitlines(keepends=True), start=1):
         marker = line.strip()
         if marker == BEGIN:
@@ -53,7 +87,7 @@ def strip_solution(source: str, exercise_id: str, where: str = "cell") -> str:
             begin_line = number
             indent = line[: len(line) - len(line.lstrip())]
             newline = "\n" if line.endswith("\n") else ""
-            out.append(indent + STUB.format(id=exercise_id) + newline)
+            out.append(_stub(exercise_id, indent, number, in_function) + newline)
         elif marker == END:
             if begin_line is None:
                 raise ReleaseError(f"{where}: '{END}' at line {number} without a '{BEGIN}' before it")
@@ -70,6 +104,32 @@ def strip_solution(source: str, exercise_id: str, where: str = "cell") -> str:
 
 def _has_markers(source: str) -> bool:
     return any(line.strip() in (BEGIN, END) for line in source.splitlines())
+
+
+def _check_defines_answer(source: str, exercise_id: str, where: str) -> None:
+    """A released cell of a registered exercise must still bind the answer's name (so the check
+    cell after it says "not attempted" instead of raising ``NameError``)."""
+    from course.exercises import REGISTRY
+
+    exercise = REGISTRY.get(str(exercise_id))
+    if exercise is None:
+        return
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return
+    bound = set()
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(stmt.name)
+        elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            bound |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    if exercise.answer not in bound:
+        raise ReleaseError(
+            f"{where}: the student copy does not define `{exercise.answer}` (the check would raise NameError): "
+            f"put the definition line outside the solution markers (e.g. `{exercise.answer} = None` before them)"
+        )
 
 
 def release_notebook(nb, name: str = "notebook"):
@@ -99,7 +159,7 @@ def release_notebook(nb, name: str = "notebook"):
             cell.metadata.pop(key, None)
         course = cell.metadata.get("course", {})
         exercise_id = course.get("exercise") if isinstance(course, dict) else None
-        where = f"{name}, cell {index}" + (f" (exercise {exercise_id})" if exercise_id else "")
+        where = f"{name}, Cell {index + 1}" + (f" (exercise {exercise_id})" if exercise_id else "")
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
@@ -109,6 +169,8 @@ def release_notebook(nb, name: str = "notebook"):
                         f"{where}: has solution markers but no 'course.exercise' id in its metadata"
                     )
                 cell.source = strip_solution(cell.source, exercise_id, where)
+                if isinstance(course, dict) and course.get("part") == "solution":
+                    _check_defines_answer(cell.source, exercise_id, where)
             elif isinstance(course, dict) and course.get("part") == "solution":
                 raise ReleaseError(
                     f"{where}: a solution cell without '{BEGIN}' / '{END}' markers "
@@ -138,28 +200,6 @@ def render(path: PathLike) -> str:
 
 def _sources(source_dir: PathLike) -> List[Path]:
     return sorted(p for p in Path(source_dir).glob("*.ipynb") if p.is_file())
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def release(source_dir: PathLike = "solutions", dest_dir: PathLike = "notebooks") -> List[Path]:

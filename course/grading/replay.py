@@ -17,6 +17,11 @@ learner's code does there can only change the outcomes of that one exercise, whi
 answer controls anyway; the comparison with the expected values happens in the grader's
 process (:func:`course.exercises.grade_outcomes`).
 
+Module and design answers are run by their exercise's runner
+(:meth:`course.exercises.Exercise.run_case`), which the process takes from the course package
+*before* the learner's code runs. With a sandbox (:mod:`course.grading.sandbox`) the process
+sees no network and none of the instructor's files.
+
 IPython syntax (``%magic``, ``!cmd``) is turned into Python by IPython's own transformer;
 ``get_ipython()`` in the probe returns an object whose methods do nothing.
 """
@@ -28,7 +33,12 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple
+
+from course.grading.results import cell_label
+
+if TYPE_CHECKING:  # pragma: no cover
+    from course.grading.sandbox import Sandbox
 
 
 @dataclass
@@ -135,10 +145,10 @@ def select(nb, exercise_id: str, answer: str, solution_cells: Sequence[int]) -> 
         try:
             ast.parse(to_python(code[i]))
         except SyntaxError as exc:
-            sel.problem = f"the exercise's cell (cell {i}) has a syntax error: {exc.msg} (line {exc.lineno})"
+            sel.problem = f"the exercise's cell ({cell_label(i)}) has a syntax error: {exc.msg} (line {exc.lineno})"
             return sel
         except ValueError as exc:  # null bytes
-            sel.problem = f"the exercise's cell (cell {i}) cannot be parsed: {exc}"
+            sel.problem = f"the exercise's cell ({cell_label(i)}) cannot be parsed: {exc}"
             return sel
     own_defines = [i for i in own if answer in defined_names(code[i])]
     if own_defines:
@@ -162,9 +172,10 @@ def select(nb, exercise_id: str, answer: str, solution_cells: Sequence[int]) -> 
         meta = cells[chosen[0]].get("metadata", {}).get("course")
         tag = f" (tagged as exercise {meta.get('exercise')})" if isinstance(meta, dict) and meta.get("exercise") else ""
         where = "the exercise's cell does not define it" if own else "no cell carries this exercise's id"
-        sel.notes.append(f"Note: {where}; graded the `{answer}` defined in cell {chosen[0]}{tag}.")
+        sel.notes.append(f"Note: {where}; graded the `{answer}` defined in {cell_label(chosen[0])}{tag}.")
     if len(chosen) > 1:
-        sel.notes.append(f"Note: {len(chosen)} solution cells (cells {chosen}); they ran in order and the last "
+        cells_text = ", ".join(str(i + 1) for i in chosen)
+        sel.notes.append(f"Note: {len(chosen)} solution cells (Cells {cells_text}); they ran in order and the last "
                          f"definition of `{answer}` was graded.")
 
     parsed = {i: _parse(code[i]) for i in code}
@@ -208,7 +219,7 @@ def select(nb, exercise_id: str, answer: str, solution_cells: Sequence[int]) -> 
     parts = []
     if context:
         parts.append("# definitions from other cells\n" + "\n".join(context))
-    parts += [f"# cell {i}\n{text}" for i, text, _ in bodies]
+    parts += [f"# {cell_label(i)}\n{text}" for i, text, _ in bodies]
     sel.source = "\n\n".join(parts) + "\n"
     return sel
 
@@ -218,17 +229,16 @@ def select(nb, exercise_id: str, answer: str, solution_cells: Sequence[int]) -> 
 
 def probe_function(
     selection: Selection,
-    answer: str,
-    kind: str,
-    cases: list,
+    spec: dict,
     *,
-    case_timeout_s: float,
     memory_mb: Optional[float],
     cwd: str,
     env: Dict[str, str],
+    sandbox: Optional["Sandbox"] = None,
     define_timeout_s: float = 120,
 ) -> Tuple[list, Optional[str]]:
-    """Run ``selection.source`` in a fresh process and call ``answer`` on ``cases``.
+    """Run ``selection.source`` in a fresh process (in ``sandbox`` when given) and call the
+    answer on the cases of ``spec`` (:meth:`course.exercises.Exercise.spec`).
 
     Returns ``(outcomes, problem)``: ``outcomes`` as :func:`course.exercises.collect_outcomes`
     makes them (possibly with ``"status": "timeout"`` for cases not reached in time), and
@@ -236,9 +246,8 @@ def probe_function(
     """
     from course.grading.isolation import run_limited
 
-    request = {"source": selection.source, "answer": answer, "kind": kind, "cases": cases,
-               "case_timeout_s": case_timeout_s}
-    limit = define_timeout_s + (len(cases) or 1) * (case_timeout_s or 10) + 5
+    request = {"source": selection.source, **spec}
+    limit = define_timeout_s + (len(spec["cases"]) or 1) * (spec["case_timeout_s"] or 10) + 5
     rc, out, err, problem = run_limited(
         [sys.executable, "-P", "-m", "course.grading.replay"],  # -P: the working folder is not on sys.path
         json.dumps(request).encode(),
@@ -246,6 +255,7 @@ def probe_function(
         memory_mb=memory_mb,
         cwd=cwd,
         env=env,
+        sandbox=sandbox,
     )
     text = out.decode("utf-8", "replace").strip()
     if problem is None and text:
@@ -272,10 +282,15 @@ def _child_main() -> None:  # pragma: no cover (runs in the probe process; exerc
     """Entry point of the probe process: read the request, define, call, report on the real stdout."""
     import builtins
 
-    from course.exercises.core import collect_outcomes
+    from course.exercises.outcomes import collect_outcomes
 
     write, dumps, exit_now = os.write, json.dumps, os._exit
     request = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+    call = None
+    if request["kind"] in ("module", "design"):  # the runner is taken before the learner's code runs
+        from course.exercises import get_exercise
+
+        call = get_exercise(request["id"]).run_case
     report_fd = os.dup(1)
     os.dup2(2, 1)  # the learner's prints go to stderr, never into the report
     sys.stdout = sys.stderr
@@ -299,7 +314,7 @@ def _child_main() -> None:  # pragma: no cover (runs in the probe process; exerc
     if request["answer"] not in namespace:
         report([{"status": "missing", "detail": "its cell did not define it"}])
     report(collect_outcomes(namespace[request["answer"]], request["kind"], request["cases"],
-                            request["case_timeout_s"]))
+                            request["case_timeout_s"], call=call))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,8 +1,9 @@
 """Reports of a grading run.
 
 Per submission (``out/<name>/``): ``report.json`` (the grader's full record), Gradescope
-``results.json``, ``junit.xml``, ``feedback.md`` (for the student) and ``executed.ipynb``.
-Per batch (``out/``): ``gradebook.csv`` (one row per student, one column per exercise),
+``results.json``, ``junit.xml``, ``feedback.md`` and ``feedback.html`` (for the student: the
+same content, :mod:`course.grading.feedback`) and ``executed.ipynb``. Per batch (``out/``):
+``gradebook.csv`` (for an LMS: one row per student, one column per exercise, a total),
 ``summary.md`` and ``summary.json``.
 
 Every file is written atomically (a temporary file in the same folder, then a rename), so a
@@ -16,12 +17,12 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import TYPE_CHECKING, List
+from typing import Dict, List
 
-from course.grading.release import write_atomic
-
-if TYPE_CHECKING:  # pragma: no cover
-    from course.grading.grader import SubmissionResult
+from course.exercises import id_sort_key
+from course.grading.feedback import feedback_html, feedback_markdown, md_escape, problems
+from course.grading.files import write_atomic
+from course.grading.results import SubmissionResult
 
 # Characters XML 1.0 cannot carry (a learner's exception message may contain anything).
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -34,7 +35,7 @@ def _xml_text(text: str) -> str:
     return _NOT_XML.sub("?", str(text))
 
 
-def report_json(result: "SubmissionResult", complete: bool = True) -> str:
+def report_json(result: SubmissionResult, complete: bool = True) -> str:
     """The text of ``report.json``: submission, total, max, per exercise, errors and timeouts.
 
     ``complete``: all of the submission's files were written (a resumed batch skips it).
@@ -42,37 +43,7 @@ def report_json(result: "SubmissionResult", complete: bool = True) -> str:
     return json.dumps({**result.to_dict(), "complete": complete}, indent=2, sort_keys=False) + "\n"
 
 
-def _problems(result: "SubmissionResult") -> List[str]:
-    """What went wrong while running the submission, one line each."""
-    lines = []
-    for e in result.errors:
-        where = f"cell {e['cell']}" if e.get("cell") is not None else "notebook"
-        lines.append(f"{where}: {e['type']}: {e['message']}")
-    lines += [t["message"] for t in result.timeouts]
-    return lines + list(result.notes)
-
-
-def _md(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def feedback_markdown(result: "SubmissionResult") -> str:
-    """The text of ``feedback.md``: what a student reads (score table, one section per exercise)."""
-    lines = [f"# Feedback: {result.name}", "", f"**Score: {result.total} / {result.max_points}**", "",
-             "| Exercise | Points | Result |", "|---|---|---|"]
-    for e in result.exercises:
-        lines.append(f"| {e.id} {_md(e.title)} | {e.points} / {e.max_points} | {'passed' if e.passed else 'not passed'} |")
-    fence = "~~~~"
-    for e in result.exercises:
-        lines += ["", f"## Exercise {e.id}: {_md(e.title)}", "", fence + "text", e.message.replace(fence, "~~~"), fence]
-    problems = _problems(result)
-    if problems:
-        lines += ["", "## While running your notebook", ""] + [f"* {_md(p)}" for p in problems]
-    lines += ["", "Run each exercise's check cell in your notebook to get the same messages while you work."]
-    return "\n".join(lines) + "\n"
-
-
-def gradescope_json(result: "SubmissionResult") -> str:
+def gradescope_json(result: SubmissionResult) -> str:
     """The text of a Gradescope autograder ``results.json`` (one test per exercise)."""
     tests = [
         {
@@ -87,7 +58,7 @@ def gradescope_json(result: "SubmissionResult") -> str:
         for e in result.exercises
     ]
     lines = [f"Score: {result.total}/{result.max_points}"]
-    lines += _problems(result)
+    lines += problems(result)
     payload = {
         "score": result.total,
         "output": "\n".join(lines),
@@ -98,7 +69,7 @@ def gradescope_json(result: "SubmissionResult") -> str:
     return json.dumps(payload, indent=2) + "\n"
 
 
-def junit_xml(result: "SubmissionResult") -> str:
+def junit_xml(result: SubmissionResult) -> str:
     """The text of a JUnit XML report: one testcase per exercise, a failure for each not passed."""
     failures = sum(1 for e in result.exercises if not e.passed)
     suites = ET.Element("testsuites", name="course grade", tests=str(len(result.exercises)),
@@ -118,32 +89,38 @@ def junit_xml(result: "SubmissionResult") -> str:
             failure.text = _xml_text(e.message)
         out = ET.SubElement(case, "system-out")
         out.text = _xml_text(e.message)
-    extra = _problems(result)
+    extra = problems(result)
     if extra:
         ET.SubElement(suite, "system-err").text = _xml_text("\n".join(extra))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
 
-def write_reports(result: "SubmissionResult", out_dir, executed=None, complete: bool = True) -> List[Path]:
-    """Write ``results.json``, ``junit.xml``, ``feedback.md`` (and ``executed.ipynb`` when given
-    the executed notebook), then ``report.json``, into ``out_dir``, each atomically. Returns
-    the paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = {
+def report_files(result: SubmissionResult, complete: bool = True) -> Dict[str, str]:
+    """The text of every report file of a submission, by file name (``report.json`` last)."""
+    return {
         "results.json": gradescope_json(result),
         "junit.xml": junit_xml(result),
         "feedback.md": feedback_markdown(result),
+        "feedback.html": feedback_html(result),
+        "report.json": report_json(result, complete),
     }
+
+
+def write_reports(result: SubmissionResult, out_dir, executed=None, complete: bool = True) -> List[Path]:
+    """Write the files of :func:`report_files` (and ``executed.ipynb`` when given the executed
+    notebook) into ``out_dir``, each atomically, ``report.json`` last (it marks the submission
+    as done). Returns the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = report_files(result, complete)
     if executed is not None:
         import nbformat
 
         try:
-            files["executed.ipynb"] = nbformat.writes(executed) + "\n"
+            files = {"executed.ipynb": nbformat.writes(executed) + "\n", **files}
         except Exception:  # a notebook too broken to serialise is not worth failing the report
             pass
-    files["report.json"] = report_json(result, complete)  # last: marks the submission as done
     written = []
     for name, text in files.items():
         write_atomic(out_dir / name, text)
@@ -151,33 +128,30 @@ def write_reports(result: "SubmissionResult", out_dir, executed=None, complete: 
     return written
 
 
-def gradebook_csv(results: List["SubmissionResult"]) -> str:
-    """The text of ``gradebook.csv``: one row per student (best points per exercise over their
-    submissions), one column per exercise id, then total, max and the report folder names."""
+def gradebook_csv(results: List[SubmissionResult]) -> str:
+    """The text of ``gradebook.csv``, for an LMS's grade import (Canvas, Moodle, ...): a header
+    ``student,1.1,1.2,...,total``, then one row per student (the submission folder's name, or
+    the file's; best points per exercise over their submissions) and nothing else, so every
+    column but ``student`` is a grade. Maxima and report folders are in ``summary.json``."""
     import csv
     import io
 
-    from course.exercises.core import id_sort_key
-
     ids = sorted({e.id for r in results for e in r.exercises}, key=id_sort_key)
-    maxima = {e.id: e.max_points for r in results for e in r.exercises}
     students: dict = {}
     for r in results:
-        row = students.setdefault(r.student or r.name, {"points": {}, "names": []})
+        row = students.setdefault(r.student or r.name, {})
         for e in r.exercises:
-            row["points"][e.id] = max(row["points"].get(e.id, 0), e.points)
-        row["names"].append(r.name)
+            row[e.id] = max(row.get(e.id, 0), e.points)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["student"] + ids + ["total", "max", "submissions"])
+    writer.writerow(["student"] + ids + ["total"])
     for student in sorted(students):
-        row = students[student]
-        points = [row["points"].get(i, 0) for i in ids]
-        writer.writerow([student] + points + [sum(points), sum(maxima[i] for i in ids), " ".join(row["names"])])
+        points = [students[student].get(i, 0) for i in ids]
+        writer.writerow([student] + points + [sum(points)])
     return buffer.getvalue()
 
 
-def summary_markdown(results: List["SubmissionResult"]) -> str:
+def summary_markdown(results: List[SubmissionResult]) -> str:
     """The text of ``summary.md``: counts, the summary table and the submissions with problems."""
     lines = ["# Grading summary", "", f"{len(results)} submission(s)."]
     if results:
@@ -188,31 +162,36 @@ def summary_markdown(results: List["SubmissionResult"]) -> str:
     flagged = [r for r in results if r.errors or r.timeouts or r.tampered]
     if flagged:
         lines += ["", "## Problems", ""]
-        lines += [f"* {r.name}: {_md((_problems(r) or ['see its report'])[0])[:300]}" for r in flagged]
+        lines += [f"* {r.name}: {md_escape((problems(r) or ['see its report'])[0])[:300]}" for r in flagged]
     return "\n".join(lines) + "\n"
 
 
-def write_batch(results: List["SubmissionResult"], out_dir) -> List[Path]:
-    """Write ``gradebook.csv``, ``summary.md`` and ``summary.json`` into ``out_dir`` (atomically)."""
-    out_dir = Path(out_dir)
+def summary_json(results: List[SubmissionResult]) -> str:
+    """The text of ``summary.json``: per submission its student, total, maximum, points per
+    exercise and report folder; the maximum of each exercise."""
     summary = {
         "submissions": len(results),
+        "max_points": {e.id: e.max_points for r in results for e in r.exercises},
         "results": [{"name": r.name, "student": r.student or r.name, "submission": r.submission,
-                     "total": r.total, "max": r.max_points, "resumed": r.resumed,
+                     "total": r.total, "max": r.max_points, "resumed": r.resumed, "sandboxed": r.sandboxed,
                      "exercises": {e.id: e.points for e in r.exercises}} for r in results],
     }
+    return json.dumps(summary, indent=2) + "\n"
+
+
+def write_batch(results: List[SubmissionResult], out_dir) -> List[Path]:
+    """Write ``gradebook.csv``, ``summary.md`` and ``summary.json`` into ``out_dir`` (atomically)."""
+    out_dir = Path(out_dir)
     files = {"gradebook.csv": gradebook_csv(results), "summary.md": summary_markdown(results),
-             "summary.json": json.dumps(summary, indent=2) + "\n"}
+             "summary.json": summary_json(results)}
     for name, text in files.items():
         write_atomic(out_dir / name, text)
     return [out_dir / name for name in files]
 
 
-def summary_table(results: List["SubmissionResult"]) -> str:
+def summary_table(results: List[SubmissionResult]) -> str:
     """A plain-text table: submission (its report folder's name), score/max, points per
     exercise, and a short note."""
-    from course.exercises.core import id_sort_key
-
     ids = sorted({e.id for r in results for e in r.exercises}, key=id_sort_key)
     header = ["submission", "score"] + ids + ["notes"]
     rows = []
@@ -223,10 +202,10 @@ def summary_table(results: List["SubmissionResult"]) -> str:
             note_bits.append(f"{len(r.errors)} error(s)")
         if r.timeouts:
             note_bits.append(f"{len(r.timeouts)} timeout(s)")
-        kinds = {e.get("type") for e in r.errors} & set(_UNGRADABLE)
+        kinds = {e.kind for e in r.errors} & set(_UNGRADABLE)
         if kinds:
             note_bits = [_UNGRADABLE[sorted(kinds)[0]]]
-        if any(e.get("type") == "MemoryLimit" for e in r.errors):
+        if any(e.kind == "MemoryLimit" for e in r.errors):
             note_bits.append("memory limit")
         if r.resumed:
             note_bits.append("resumed")
