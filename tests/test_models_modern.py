@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from course.blocks.cascaded_attention import CascadedGroupAttention, LocalWindowAttention
 from course.blocks.convnorm import ConvNorm
 from course.blocks.efficientformer import Attention4D, EfficientFormerV2Block, attention_bias_index
 from course.blocks.linear_attention import LiteMLA, relu_linear_attention
@@ -27,7 +28,7 @@ from course.models.twins import copy_state_by_name
 TRAIN = [
     "efficientformerv2_s0", "efficientformerv2_s1", "efficientformerv2_s2",
     "mobilenetv4_conv_small", "mobilenetv4_hybrid_medium",
-    "repvit_m0_9", "repvit_m1_0", "fastvit_t8", "fastvit_sa12", "efficientvit_b1",
+    "repvit_m0_9", "repvit_m1_0", "fastvit_t8", "fastvit_sa12", "efficientvit_b1", "efficientvit_m0",
 ]
 DEPLOY = ["repvit_m0_9", "repvit_m1_0", "fastvit_t8", "fastvit_sa12"]
 MACS_GAP = {  # documented in the model files: the count does not fall within the paper's rounding
@@ -109,6 +110,17 @@ def test_lite_mla_equals_timm():
 
     ours, theirs = LiteMLA(64, 4), TimmLiteMLA(64, 64, dim=16, norm_layer=(None, nn.BatchNorm2d))
     _same_outputs(ours, theirs, _renamed(ours, [(r"\.bn\.", ".norm.")]), seeded(2, 64, 7, 9))
+
+
+@pytest.mark.parametrize("resolution", [7, 10, 14])
+def test_window_cascaded_attention_equals_timm(resolution):
+    """7: one window; 14: four windows; 10: padded to 14, then cropped."""
+    pytest.importorskip("timm")
+    from timm.models.efficientvit_msra import LocalWindowAttention as TimmLocalWindowAttention
+
+    ours = LocalWindowAttention(64, 4, 16, resolution, 7)
+    theirs = TimmLocalWindowAttention(64, 16, 4, attn_ratio=1, resolution=resolution, window_resolution=7)
+    _same_outputs(ours, theirs, _renamed(ours, []), seeded(2, 64, resolution, resolution))
 
 
 def test_relu_linear_attention_equals_the_quadratic_form():
@@ -243,6 +255,8 @@ def test_convnorm_fuse_and_classifier_fold():
     (lambda: RepDWConv(8, 4), "K"),
     (lambda: ReparamLargeKernelConv(8, 8, 7, small_K=9), "small_K"),
     (lambda: EfficientFormerV2Block(0), "positive"),
+    (lambda: CascadedGroupAttention(64, 3, 16, 7), "heads"),
+    (lambda: CascadedGroupAttention(64, 8, 16, 7), "kernels"),
 ])
 def test_bad_configurations_raise_naming_the_parameter(build, name):
     with pytest.raises((ValueError, RuntimeError), match=name):

@@ -1,5 +1,7 @@
-"""EfficientViT-B1 (Cai et al., "EfficientViT: Lightweight Multi-Scale Attention for High-Resolution
-Dense Prediction", ICCV 2023; MIT's EfficientViT), built from :mod:`course.blocks.linear_attention`.
+"""The two EfficientViTs: MIT's B1 (ReLU linear attention) and MSRA's M0 (cascaded group attention).
+
+**EfficientViT-B1** (Cai et al., "EfficientViT: Lightweight Multi-Scale Attention for
+High-Resolution Dense Prediction", ICCV 2023), built from :mod:`course.blocks.linear_attention`:
 
 * **stem**: 3x3 stride-2 conv, then depthwise-separable residual blocks;
 * **stages 1-2** (strides 4, 8): a stride-2 MBConv, then residual MBConvs;
@@ -19,8 +21,17 @@ epochs, supervised, no distillation). Counted here: 9,102,024 params (twin: the 
 MACs (-0.2%). The repository lists no B0, so the course has none. The paper's table number
 could not be confirmed in this session.
 
-MSRA's EfficientViT (Liu et al., CVPR 2023, cascaded group attention; timm ``efficientvit_m*``)
-is a different network with the same name; it is not built here.
+**EfficientViT-M0** (Liu et al., "EfficientViT: Memory Efficient Vision Transformer with
+Cascaded Group Attention", CVPR 2023; MSRA's, a different network with the same name), built
+from :mod:`course.blocks.cascaded_attention`: a 16x patch embedding (four 3x3 stride-2 convs),
+three stages of sandwich blocks (64, 128, 192 channels; 1, 2, 3 blocks; 4 heads of key width 16,
+7x7 windows), a patch-merging downsampling between stages (with a DW + FFN pair before and
+after), global average pooling and a BatchNorm + linear head. Twin: timm's ``efficientvit_m0``.
+Paper numbers (the authors' model zoo, github.com/microsoft/Cream, ``EfficientViT/classification``,
+the same as the paper's ImageNet table): 63.2% top-1, 79 M FLOPs (multiply-adds), 2.3M params
+at 224x224, 300 epochs, no distillation teacher in the authors' recipe. Counted here: 79.2 M
+MACs (+0.3%), 2,349,436 params (the twin: the same). The paper's table number could not be
+confirmed in this session.
 """
 
 from __future__ import annotations
@@ -32,12 +43,13 @@ from typing import Dict, Sequence
 import torch
 from torch import nn
 
+from course.blocks.cascaded_attention import CascadedAttentionBlock, ConvFFN, PatchMerging, ResidualBranch
 from course.blocks.convnorm import ConvNorm
 from course.blocks.linear_attention import EfficientViTBlock, EfficientViTDSConv, EfficientViTMBConv, Residual
 from course.models.twins import copy_state_by_name
 from course.models.zoo import Paper, register_model
 
-__all__ = ["EfficientViT", "twin_mapping"]
+__all__ = ["EfficientViT", "EfficientViTM", "twin_mapping", "twin_mapping_m"]
 
 
 class Stage(nn.Module):
@@ -144,3 +156,99 @@ _CITATION = (
 def efficientvit_b1(num_classes: int = 1000) -> EfficientViT:
     """EfficientViT-B1: widths (16, 32, 64, 128, 256), depths (1, 2, 3, 3, 4), heads of width 16."""
     return EfficientViT((16, 32, 64, 128, 256), (1, 2, 3, 3, 4), 16, (1536, 1600), num_classes=num_classes)
+
+
+# --- MSRA's EfficientViT-M -----------------------------------------------------------------------
+
+
+def _dw_ffn(dim: int) -> nn.Sequential:
+    """A residual 3x3 depthwise conv, then a residual FFN (before and after each patch merging)."""
+    return nn.Sequential(ResidualBranch(ConvNorm(dim, dim, 3, groups=dim)), ResidualBranch(ConvFFN(dim, 2 * dim)))
+
+
+class MStage(nn.Module):
+    """An optional downsampling (DW + FFN, patch merging, DW + FFN), then sandwich blocks."""
+
+    def __init__(self, N: int, M: int, depth: int, heads: int, key_dim: int, resolution: int, window: int,
+                 downsample: bool):
+        super().__init__()
+        if downsample:
+            self.downsample = nn.Sequential(OrderedDict(res1=_dw_ffn(N), patchmerge=PatchMerging(N, M), res2=_dw_ffn(M)))
+            resolution = (resolution - 1) // 2 + 1
+        else:
+            self.downsample = nn.Identity()
+        self.resolution = resolution
+        self.blocks = nn.Sequential(*(CascadedAttentionBlock(M, heads, key_dim, resolution, window)
+                                      for _ in range(depth)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.downsample(x))
+
+
+class EfficientViTM(nn.Module):
+    """EfficientViT-M (MSRA): ``(B, 3, 224, 224) -> (B, num_classes)``.
+
+    Args:
+        widths, depths, heads: per stage.
+        key_dim: Q/K width per head (16).
+        window: attention window (7).
+        img_size: the input size (it fixes each stage's attention window and biases).
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int] = (64, 128, 192),
+        depths: Sequence[int] = (1, 2, 3),
+        heads: Sequence[int] = (4, 4, 4),
+        key_dim: int = 16,
+        window: int = 7,
+        img_size: int = 224,
+        num_classes: int = 1000,
+    ):
+        super().__init__()
+        C = widths[0]
+        self.patch_embed = nn.Sequential(OrderedDict(
+            conv1=ConvNorm(3, C // 8, 3, 2), relu1=nn.ReLU(),
+            conv2=ConvNorm(C // 8, C // 4, 3, 2), relu2=nn.ReLU(),
+            conv3=ConvNorm(C // 4, C // 2, 3, 2), relu3=nn.ReLU(),
+            conv4=ConvNorm(C // 2, C, 3, 2),
+        ))
+        resolution, stages = img_size // 16, []
+        for i, (width, depth, h) in enumerate(zip(widths, depths, heads)):
+            stage = MStage(C, width, depth, h, key_dim, resolution, window, downsample=i > 0)
+            stages.append(stage)
+            C, resolution = width, stage.resolution
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Sequential(OrderedDict(bn=nn.BatchNorm1d(C), linear=nn.Linear(C, num_classes)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stages(self.patch_embed(x))  # (B, C3, 4, 4) at 224
+        return self.head(x.mean((2, 3)))  # (B, num_classes)
+
+
+def twin_mapping_m(model: nn.Module, twin: nn.Module) -> Dict[str, str]:
+    """Course tensor name -> timm tensor name for EfficientViT-M: the same names (the course
+    keeps the authors' ``m``, ``qkvs``, ``dws``, ``patchmerge``, ...) except the SE's convs
+    (``reduce``/``expand`` here, ``fc1``/``fc2`` in timm)."""
+    return {key: key.replace(".se.reduce.", ".se.fc1.").replace(".se.expand.", ".se.fc2.") for key in model.state_dict()}
+
+
+_CITATION_M = (
+    "X. Liu, H. Peng, N. Zheng, Y. Yang, H. Hu, Y. Yuan, \"EfficientViT: Memory Efficient Vision Transformer with "
+    "Cascaded Group Attention\", CVPR 2023, ImageNet-1K results as listed in the authors' model zoo "
+    "(github.com/microsoft/Cream, EfficientViT/classification/README.md: M0 224x224, 63.2% top-1, 79 M FLOPs, "
+    "2.3M params; 300 epochs, no distillation teacher in the training command)"
+)
+
+
+@register_model(
+    "efficientvit_m0",
+    twin="timm:efficientvit_m0",
+    paper=Paper(2.3, 0.079, 63.2, _CITATION_M, 224, "MFLOPs (= multiply-adds); top-1 without distillation"),
+    family="EfficientViT",
+    chapter=5,
+    twin_weights=lambda m, t: copy_state_by_name(m, t, twin_mapping_m(m, t)),
+)
+def efficientvit_m0(num_classes: int = 1000) -> EfficientViTM:
+    """EfficientViT-M0: widths (64, 128, 192), depths (1, 2, 3), 4 heads of key width 16, 7x7 windows."""
+    return EfficientViTM((64, 128, 192), (1, 2, 3), (4, 4, 4), num_classes=num_classes)
