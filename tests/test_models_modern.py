@@ -20,7 +20,7 @@ from course.blocks.linear_attention import LiteMLA, relu_linear_attention
 from course.blocks.reparam import reparameterize_model
 from course.blocks.repmixer import MobileOneConv, RepCPE, RepMixer, ReparamLargeKernelConv
 from course.blocks.repvit import DistilledClassifier, RepDWConv
-from course.blocks.uib import MobileMQA, MobileMQABlock, UniversalInvertedBottleneck
+from course.blocks.uib import FusedInvertedBottleneck, MobileMQA, MobileMQABlock, UniversalInvertedBottleneck
 from course.cost import count
 from course.models.random_init import randomize
 from course.models.twins import copy_state_by_name
@@ -246,6 +246,7 @@ def test_convnorm_fuse_and_classifier_fold():
     (lambda: UniversalInvertedBottleneck(16, 16, stride=3), "stride"),
     (lambda: UniversalInvertedBottleneck(16, 16, expansion=0), "expansion"),
     (lambda: MobileMQA(64, heads=0), "heads"),
+    (lambda: FusedInvertedBottleneck(16, 16, expansion=-1.0), "expansion"),
     (lambda: MobileMQA(64, kv_stride=2, dw_K=4), "K"),
     (lambda: LiteMLA(64, 5), "heads"),
     (lambda: LiteMLA(64, 4, scales=(4,)), "scales"),

@@ -170,6 +170,8 @@ class FusedInvertedBottleneck(nn.Module):
         act: Type[nn.Module] = nn.ReLU,
     ):
         super().__init__()
+        if not expansion > 0:
+            raise ValueError(f"expansion must be positive, got {expansion!r}")
         mid = make_divisible(N * expansion)
         self.has_skip = stride == 1 and N == M
         self.expand = ConvNorm(N, mid, K, stride, act=act)

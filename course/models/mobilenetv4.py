@@ -13,7 +13,10 @@ their reference code (``tensorflow/models``, ``official/vision/modeling/backbone
   (``start_K``/``mid_K`` = 0: that depthwise conv is absent; the comment names the variant);
 * ``("mqa", heads, key_dim, kv_stride)``: :class:`~course.blocks.uib.MobileMQABlock`.
 
-The hybrid model puts LayerScale (1e-5) on its UIB and attention blocks.
+The hybrid model puts LayerScale (1e-5) on its UIB and attention blocks; its attention runs
+PyTorch's fused ``scaled_dot_product_attention`` (as the twin does; the explicit
+``softmax(Q Kᵀ) V`` of :func:`course.blocks.attention.attend` gives the same numbers up to
+rounding).
 
 Twins: timm's ``mobilenetv4_conv_small`` and ``mobilenetv4_hybrid_medium`` (whose block tables
 equal the TF reference's, checked entry by entry); names map by :func:`twin_mapping`.
@@ -129,7 +132,7 @@ def _block(spec: Spec, N: int, layer_scale) -> Tuple[nn.Module, int]:
         return UniversalInvertedBottleneck(N, M, start_K, mid_K, stride, e, layer_scale=layer_scale), M
     if kind == "mqa":
         _, heads, key_dim, kv_stride = spec
-        return MobileMQABlock(N, heads, key_dim, key_dim, kv_stride, layer_scale=layer_scale), N
+        return MobileMQABlock(N, heads, key_dim, key_dim, kv_stride, layer_scale=layer_scale, fused=True), N
     raise ValueError(f"unknown block kind {kind!r} in {spec!r}")
 
 

@@ -1,0 +1,97 @@
+"""The twin table of issue 14's models: EfficientFormerV2, MobileNetV4, RepViT, FastViT, EfficientViT.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/modern_twins.py                 # all models (~10 min on 2 busy cores)
+    PYTHONPATH=. .venv/bin/python benchmarks/modern_twins.py fastvit_t8      # some
+
+Per model: parameters (course / twin / paper), MACs (course counter / paper, at the paper's
+input size), the max abs output difference after copying the twin's seeded random weights
+(:func:`course.models.random_init.randomize`; batch 2, eval), and eager CPU latency, batch 1,
+one thread: the median of :func:`course.latency.measure` with its IQR, course and twin measured
+alternately (``ROUNDS`` times each, at least ``MIN_RUNS`` calls per measurement; the row shows
+the round with the lower sum of medians, with both IQRs).
+A deploy-time model's twin is timm's re-parameterized model.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+
+import torch
+
+from course.cost import count
+from course.latency import environment, measure
+from course.models import create_model, zoo
+from course.models.random_init import randomize
+from course.models.twins import create_twin
+
+NAMES = [
+    "efficientformerv2_s0", "efficientformerv2_s1", "efficientformerv2_s2",
+    "mobilenetv4_conv_small", "mobilenetv4_hybrid_medium",
+    "repvit_m0_9", "repvit_m0_9_deploy", "repvit_m1_0", "repvit_m1_0_deploy",
+    "fastvit_t8", "fastvit_t8_deploy", "fastvit_sa12", "fastvit_sa12_deploy",
+    "efficientvit_b1", "efficientvit_m0",
+]
+ROUNDS = 2
+BUDGET_S = 1.5
+MIN_RUNS = 5  # the course's policy: at least 5 samples, even past the budget
+
+
+def deploy_twin(twin: torch.nn.Module, name: str) -> torch.nn.Module:
+    """timm's own re-parameterization of a train-time twin."""
+    if name.startswith("repvit"):
+        return copy.deepcopy(twin).eval().fuse()
+    from timm.utils import reparameterize_model
+
+    return reparameterize_model(copy.deepcopy(twin).eval())
+
+
+def row(name: str) -> dict:
+    entry = zoo[name]
+    size = entry.paper.input_size
+    twin = randomize(create_twin(entry), seed=0)
+    model = create_model(name).eval()
+    entry.twin_weights(model, twin)
+    if entry.deploy:
+        twin = deploy_twin(twin, name)
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        diff = (model(x) - twin(x)).abs().max().item()
+    x1 = x[:1]
+    best = None
+    for _ in range(ROUNDS):  # interleaved: course, twin, course, twin
+        ours = measure(model, x1, device="cpu", threads=1, budget_s=BUDGET_S, min_runs=MIN_RUNS)
+        theirs = measure(twin, x1, device="cpu", threads=1, budget_s=BUDGET_S, min_runs=MIN_RUNS)
+        if best is None or ours.median_s + theirs.median_s < best[0].median_s + best[1].median_s:
+            best = (ours, theirs)
+    return {
+        "name": name,
+        "params": (sum(p.numel() for p in model.parameters()), sum(p.numel() for p in twin.parameters()),
+                   entry.paper.params_m),
+        "macs": (count(model, x1).macs, entry.paper.macs_g),
+        "size": size,
+        "diff": diff,
+        "ms": best,
+    }
+
+
+def markdown(rows) -> str:
+    lines = ["| model | input | params course / twin / paper | GMACs course / paper | max abs diff | "
+             "eager ms course / twin (1 thread, ± IQR) |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        (pc, pt, pp), (mc, mp), (tc, tt) = r["params"], r["macs"], r["ms"]
+        noisy = " (noisy)" if tc.noisy or tt.noisy else ""
+        lines.append(f"| {r['name']} | {r['size']} | {pc:,} / {pt:,} / {pp} M | {mc / 1e9:.3f} / {mp} | "
+                     f"{r['diff']:.1e} | {tc.median_ms:.1f} ± {tc.iqr_ms:.1f} / {tt.median_ms:.1f} ± {tt.iqr_ms:.1f}"
+                     f"{noisy} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(environment())
+    rows = []
+    for name in sys.argv[1:] or NAMES:
+        rows.append(row(name))
+        print(markdown(rows[-1:]).splitlines()[-1], flush=True)
+    print()
+    print(markdown(rows))
