@@ -6,9 +6,8 @@
 Per model: parameters (course / twin / paper), MACs (course counter / paper, at the paper's
 input size), the max abs output difference after copying the twin's seeded random weights
 (:func:`course.models.random_init.randomize`; batch 2, eval), and eager CPU latency, batch 1,
-one thread: the median of :func:`course.latency.measure` with its IQR, course and twin measured
-alternately (``ROUNDS`` times each, at least ``MIN_RUNS`` calls per measurement; the row shows
-the round with the lower sum of medians, with both IQRs).
+one thread: :func:`course.latency.compare.measure_interleaved` (course and twin sampled in
+alternating rounds, at least 5 samples each, re-measured once when noisy), median ± IQR.
 A deploy-time model's twin is timm's re-parameterized model.
 """
 
@@ -20,7 +19,8 @@ import sys
 import torch
 
 from course.cost import count
-from course.latency import environment, measure
+from course.latency import environment
+from course.latency.compare import measure_interleaved
 from course.models import create_model, zoo
 from course.models.random_init import randomize
 from course.models.twins import create_twin
@@ -32,9 +32,7 @@ NAMES = [
     "fastvit_t8", "fastvit_t8_deploy", "fastvit_sa12", "fastvit_sa12_deploy",
     "efficientvit_b1", "efficientvit_m0",
 ]
-ROUNDS = 2
-BUDGET_S = 1.5
-MIN_RUNS = 5  # the course's policy: at least 5 samples, even past the budget
+BUDGET_S = 4.0  # for the pair
 
 
 def deploy_twin(twin: torch.nn.Module, name: str) -> torch.nn.Module:
@@ -58,12 +56,8 @@ def row(name: str) -> dict:
     with torch.no_grad():
         diff = (model(x) - twin(x)).abs().max().item()
     x1 = x[:1]
-    best = None
-    for _ in range(ROUNDS):  # interleaved: course, twin, course, twin
-        ours = measure(model, x1, device="cpu", threads=1, budget_s=BUDGET_S, min_runs=MIN_RUNS)
-        theirs = measure(twin, x1, device="cpu", threads=1, budget_s=BUDGET_S, min_runs=MIN_RUNS)
-        if best is None or ours.median_s + theirs.median_s < best[0].median_s + best[1].median_s:
-            best = (ours, theirs)
+    timings = measure_interleaved({"course": (model, (x1,)), "twin": (twin, (x1,))}, device="cpu", threads=1,
+                                  budget_s=BUDGET_S, min_samples=5)
     return {
         "name": name,
         "params": (sum(p.numel() for p in model.parameters()), sum(p.numel() for p in twin.parameters()),
@@ -71,7 +65,7 @@ def row(name: str) -> dict:
         "macs": (count(model, x1).macs, entry.paper.macs_g),
         "size": size,
         "diff": diff,
-        "ms": best,
+        "ms": (timings["course"], timings["twin"]),
     }
 
 
