@@ -29,9 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from course.blocks.attention import window_partition, window_reverse
-from course.blocks.bottleneck import SqueezeExcite, make_divisible
-from course.blocks.convnorm import ConvNorm
+from course.blocks.bottleneck import SqueezeExcite
+from course.blocks.conv import ConvBN, ConvBNAct
 from course.blocks.efficientformer import attention_bias_index
+from course.checks import make_divisible, require_divides
 
 __all__ = [
     "CascadedAttentionBlock",
@@ -59,8 +60,8 @@ class ConvFFN(nn.Module):
 
     def __init__(self, dim: int, hidden: int):
         super().__init__()
-        self.pw1 = ConvNorm(dim, hidden, 1, act=nn.ReLU)
-        self.pw2 = ConvNorm(hidden, dim, 1)
+        self.pw1 = ConvBNAct(dim, hidden, 1, act=nn.ReLU)
+        self.pw2 = ConvBN(hidden, dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pw2(self.pw1(x))
@@ -88,16 +89,15 @@ class CascadedGroupAttention(nn.Module):
         kernels: Sequence[int] = (5, 5, 5, 5),
     ):
         super().__init__()
-        if not isinstance(heads, int) or heads < 1 or dim % heads:
-            raise ValueError(f"heads={heads!r} must be a positive integer dividing dim={dim}")
+        require_divides("heads", heads, dim=dim)
         if len(kernels) < heads:
             raise ValueError(f"kernels needs one entry per head ({heads}), got {len(kernels)}")
         self.heads, self.key_dim, self.scale = heads, key_dim, key_dim ** -0.5
         self.val_dim = dim // heads
         self.resolution = resolution
-        self.qkvs = nn.ModuleList(ConvNorm(dim // heads, 2 * key_dim + self.val_dim, 1) for _ in range(heads))
-        self.dws = nn.ModuleList(ConvNorm(key_dim, key_dim, kernels[j], groups=key_dim) for j in range(heads))
-        self.proj = nn.Sequential(nn.ReLU(), ConvNorm(self.val_dim * heads, dim, 1))
+        self.qkvs = nn.ModuleList(ConvBN(dim // heads, 2 * key_dim + self.val_dim, 1) for _ in range(heads))
+        self.dws = nn.ModuleList(ConvBN(key_dim, key_dim, kernels[j], groups=key_dim) for j in range(heads))
+        self.proj = nn.Sequential(nn.ReLU(), ConvBN(self.val_dim * heads, dim, 1))
         self.attention_biases = nn.Parameter(torch.zeros(heads, resolution * resolution))
         self.register_buffer("bias_index", attention_bias_index(resolution), persistent=False)
 
@@ -169,10 +169,10 @@ class CascadedAttentionBlock(nn.Module):
         kernels: Sequence[int] = (5, 5, 5, 5),
     ):
         super().__init__()
-        self.dw0 = ResidualBranch(ConvNorm(dim, dim, 3, groups=dim))
+        self.dw0 = ResidualBranch(ConvBN(dim, dim, 3, groups=dim))
         self.ffn0 = ResidualBranch(ConvFFN(dim, 2 * dim))
         self.mixer = ResidualBranch(LocalWindowAttention(dim, heads, key_dim, resolution, window, kernels))
-        self.dw1 = ResidualBranch(ConvNorm(dim, dim, 3, groups=dim))
+        self.dw1 = ResidualBranch(ConvBN(dim, dim, 3, groups=dim))
         self.ffn1 = ResidualBranch(ConvFFN(dim, 2 * dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
@@ -186,10 +186,10 @@ class PatchMerging(nn.Module):
     def __init__(self, N: int, M: int):
         super().__init__()
         hidden = 4 * N
-        self.conv1 = ConvNorm(N, hidden, 1, act=nn.ReLU)
-        self.conv2 = ConvNorm(hidden, hidden, 3, 2, groups=hidden, act=nn.ReLU)
+        self.conv1 = ConvBNAct(N, hidden, 1, act=nn.ReLU)
+        self.conv2 = ConvBNAct(hidden, hidden, 3, 2, groups=hidden, act=nn.ReLU)
         self.se = SqueezeExcite(hidden, make_divisible(hidden / 4, 8, round_limit=0.0))
-        self.conv3 = ConvNorm(hidden, M, 1)
+        self.conv3 = ConvBN(hidden, M, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv3(self.se(self.conv2(self.conv1(x))))

@@ -24,8 +24,9 @@ The attention (:class:`Attention4D`, Sec. 3.3-3.5) adds to plain multi-head atte
 * **attention downsampling** (:class:`Attention4DDownsample`, between stages 3 and 4): queries
   from a pooled + strided-conv map (local and global), keys and values at full resolution.
 
-Every block is built from :class:`course.blocks.convnorm.ConvNorm` (conv with bias, BatchNorm)
-and :class:`course.blocks.metaformer.LayerScale`.
+Every block is built from :class:`course.blocks.conv.ConvBN` / :class:`~course.blocks.conv.ConvBNAct`
+(here with a conv bias before the BatchNorm, as in the released weights) and
+:class:`course.blocks.metaformer.LayerScale`.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.blocks.convnorm import ConvNorm, check_conv
+from course.blocks.conv import ConvBN, ConvBNAct
 from course.blocks.metaformer import LayerScale
+from course.checks import require_positive
 
 __all__ = [
     "Attention4D",
@@ -49,13 +51,6 @@ __all__ = [
     "LocalGlobalQuery",
     "attention_bias_index",
 ]
-
-
-def _check_attention(dim: int, heads: int, key_dim: int, attn_ratio: int, resolution: int) -> None:
-    for name, value in (("dim", dim), ("heads", heads), ("key_dim", key_dim), ("attn_ratio", attn_ratio),
-                        ("resolution", resolution)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def attention_bias_index(resolution: int, query_step: int = 1) -> torch.Tensor:
@@ -93,9 +88,9 @@ class FFN(nn.Module):
         act: type = nn.GELU,
     ):
         super().__init__()
-        self.fc1 = ConvNorm(dim, hidden, 1, act=act, bias=True)
-        self.mid = ConvNorm(hidden, hidden, 3, groups=hidden, act=act, bias=True)
-        self.fc2 = ConvNorm(hidden, dim, 1, bias=True)
+        self.fc1 = ConvBNAct(dim, hidden, 1, act=act, bias=True)
+        self.mid = ConvBNAct(hidden, hidden, 3, groups=hidden, act=act, bias=True)
+        self.fc2 = ConvBN(hidden, dim, 1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W)
         return self.fc2(self.mid(self.fc1(x)))  # (B, hidden, H, W) -> (B, C, H, W)
@@ -138,7 +133,7 @@ class Attention4D(nn.Module):
         stride: Optional[int] = None,
     ):
         super().__init__()
-        _check_attention(dim, heads, key_dim, attn_ratio, resolution)
+        require_positive(dim=dim, heads=heads, key_dim=key_dim, attn_ratio=attn_ratio, resolution=resolution)
         if stride is not None and (not isinstance(stride, int) or stride < 2):
             raise ValueError(f"stride must be None or an integer >= 2, got {stride!r}")
         self.heads, self.key_dim, self.scale = heads, key_dim, key_dim ** -0.5
@@ -147,15 +142,15 @@ class Attention4D(nn.Module):
         self.stride = stride
         self.input_resolution = resolution
         self.resolution = math.ceil(resolution / stride) if stride else resolution
-        self.stride_conv = ConvNorm(dim, dim, 3, stride, groups=dim, bias=True) if stride else None
-        self.q = ConvNorm(dim, heads * key_dim, 1, bias=True)
-        self.k = ConvNorm(dim, heads * key_dim, 1, bias=True)
-        self.v = ConvNorm(dim, D, 1, bias=True)
-        self.v_local = ConvNorm(D, D, 3, groups=D, bias=True)
+        self.stride_conv = ConvBN(dim, dim, 3, stride, groups=dim, bias=True) if stride else None
+        self.q = ConvBN(dim, heads * key_dim, 1, bias=True)
+        self.k = ConvBN(dim, heads * key_dim, 1, bias=True)
+        self.v = ConvBN(dim, D, 1, bias=True)
+        self.v_local = ConvBN(D, D, 3, groups=D, bias=True)
         self.talking_head1 = nn.Conv2d(heads, heads, 1)
         self.talking_head2 = nn.Conv2d(heads, heads, 1)
         self.act = nn.GELU()
-        self.proj = ConvNorm(D, dim, 1, bias=True)
+        self.proj = ConvBN(D, dim, 1, bias=True)
         T = self.resolution ** 2
         self.attention_biases = nn.Parameter(torch.zeros(heads, T))
         self.register_buffer("bias_index", attention_bias_index(self.resolution), persistent=False)
@@ -195,10 +190,9 @@ class LocalGlobalQuery(nn.Module):
         M: int,
     ):
         super().__init__()
-        check_conv(N, M, 1)
         self.pool = nn.AvgPool2d(1, 2, 0)
         self.local = nn.Conv2d(N, N, 3, 2, 1, groups=N)
-        self.proj = ConvNorm(N, M, 1, bias=True)
+        self.proj = ConvBN(N, M, 1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, N, H, W) -> (B, M, H/2, W/2)
         return self.proj(self.local(x) + self.pool(x))
@@ -223,18 +217,18 @@ class Attention4DDownsample(nn.Module):
         resolution: int = 14,
     ):
         super().__init__()
-        _check_attention(dim, heads, key_dim, attn_ratio, resolution)
+        require_positive(dim=dim, heads=heads, key_dim=key_dim, attn_ratio=attn_ratio, resolution=resolution)
         self.heads, self.key_dim, self.scale = heads, key_dim, key_dim ** -0.5
         self.d = attn_ratio * key_dim
         D = self.d * heads
         self.resolution = resolution
         self.out_resolution = math.ceil(resolution / 2)
         self.q = LocalGlobalQuery(dim, heads * key_dim)
-        self.k = ConvNorm(dim, heads * key_dim, 1, bias=True)
-        self.v = ConvNorm(dim, D, 1, bias=True)
-        self.v_local = ConvNorm(D, D, 3, 2, groups=D, bias=True)
+        self.k = ConvBN(dim, heads * key_dim, 1, bias=True)
+        self.v = ConvBN(dim, D, 1, bias=True)
+        self.v_local = ConvBN(D, D, 3, 2, groups=D, bias=True)
         self.act = nn.GELU()
-        self.proj = ConvNorm(D, out_dim, 1, bias=True)
+        self.proj = ConvBN(D, out_dim, 1, bias=True)
         self.attention_biases = nn.Parameter(torch.zeros(heads, resolution ** 2))
         self.register_buffer("bias_index", attention_bias_index(resolution, query_step=2), persistent=False)
 
@@ -300,7 +294,7 @@ class EfficientFormerV2Downsample(nn.Module):
         attention: bool = False,
     ):
         super().__init__()
-        self.conv = ConvNorm(N, M, 3, 2, bias=True)
+        self.conv = ConvBN(N, M, 3, 2, bias=True)
         self.attn = Attention4DDownsample(N, M, resolution=resolution) if attention else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

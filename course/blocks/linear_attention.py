@@ -19,29 +19,34 @@ EfficientViT's block (:class:`LiteMLA`, "lightweight multi-scale linear attentio
 conv and a grouped 1x1 conv), giving a second set of heads with local context, which ReLU
 attention (weaker at local detail than softmax) needs.
 
-Also here: the MBConv and depthwise-separable variants EfficientViT builds its convolutional
-stages from (:class:`EfficientViTMBConv`, :class:`EfficientViTDSConv`), the residual wrapper, and
-:class:`EfficientViTBlock` (attention as the context module, an MBConv as the local module).
+Also here: the MBConv EfficientViT builds its convolutional stages from
+(:class:`EfficientViTMBConv`, from the course's :class:`~course.blocks.conv.ConvBN` /
+:class:`~course.blocks.conv.ConvBNAct`, and :func:`conv_act` where EfficientViT drops the
+BatchNorm), the residual wrapper, and :class:`EfficientViTBlock` (attention as the context
+module, an MBConv as the local module). Its stem's depthwise-separable conv is MobileNet's
+(:class:`course.blocks.conv.DepthwiseSeparableConv`, with a linear pointwise conv).
 
 Closed-form cost: :func:`course.cost.modern.relu_linear_attention`.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Sequence, Type
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.blocks.convnorm import ConvNorm
+from course.blocks.conv import ConvBN, ConvBNAct
+from course.checks import check_conv, check_lite_mla
 
 __all__ = [
     "EfficientViTBlock",
-    "EfficientViTDSConv",
     "EfficientViTMBConv",
     "LiteMLA",
     "Residual",
+    "conv_act",
     "relu_linear_attention",
 ]
 
@@ -85,14 +90,10 @@ class LiteMLA(nn.Module):
         eps: float = 1e-5,
     ):
         super().__init__()
-        if not isinstance(heads, int) or heads < 1 or dim % heads:
-            raise ValueError(f"heads={heads!r} must be a positive integer dividing dim={dim}")
-        for s in scales:
-            if not isinstance(s, int) or s < 1 or s % 2 == 0:
-                raise ValueError(f"scales must be odd positive kernel sizes, got {tuple(scales)!r}")
+        check_lite_mla(dim, heads, scales)
         self.d, self.eps = dim // heads, eps
         D = heads * self.d
-        self.qkv = ConvNorm(dim, 3 * D, 1, norm=False)
+        self.qkv = nn.Conv2d(dim, 3 * D, 1, bias=False)  # no norm, no bias
         self.aggreg = nn.ModuleList(
             nn.Sequential(
                 nn.Conv2d(3 * D, 3 * D, s, padding=s // 2, groups=3 * D, bias=False),  # s x s neighbourhood
@@ -100,7 +101,7 @@ class LiteMLA(nn.Module):
             )
             for s in scales
         )
-        self.proj = ConvNorm(D * (1 + len(scales)), dim, 1)
+        self.proj = ConvBN(D * (1 + len(scales)), dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, _, H, W = x.shape
@@ -111,6 +112,14 @@ class LiteMLA(nn.Module):
         out = relu_linear_attention(q, k, v, self.eps)  # (B, heads(1+S), T, d)
         out = out.transpose(-1, -2).reshape(B, -1, H, W)  # (B, D(1+S), H, W)
         return self.proj(out)  # (B, C, H, W)
+
+
+def conv_act(N: int, M: int, K: int, stride: int = 1, groups: int = 1,
+             act: Type[nn.Module] = nn.Hardswish) -> nn.Sequential:
+    """``K x K`` conv with a bias, then ``act``, no BatchNorm: EfficientViT's "fewer norm"
+    convs in the attention stages. ``(B, N, H, W) -> (B, M, H', W')``; children ``conv``, ``act``."""
+    check_conv(N, M, K, stride, groups)
+    return nn.Sequential(OrderedDict(conv=nn.Conv2d(N, M, K, stride, K // 2, groups=groups), act=act()))
 
 
 class Residual(nn.Module):
@@ -126,18 +135,18 @@ class Residual(nn.Module):
 
 
 class EfficientViTMBConv(nn.Module):
-    """MBConv as EfficientViT writes it: ``1x1 expand (act) -> K x K depthwise (act) -> 1x1 project``.
+    """MBConv as EfficientViT writes it: ``1x1 expand (act) -> 3x3 depthwise (act) -> 1x1 project``.
 
     ``fewer_norm=False``: every conv bias-free with a BatchNorm (the conv stages).
     ``fewer_norm=True``: the expand and depthwise convs have a bias and no BatchNorm, only the
-    projection keeps one (the attention stages). ``mid = round(N·expansion)``.
+    projection keeps one (the attention stages). ``mid = round(N·expansion)``; the depthwise
+    kernel is 3x3 in every EfficientViT. ``(B, N, H, W) -> (B, M, H/stride, W/stride)``.
     """
 
     def __init__(
         self,
         N: int,
         M: int,
-        K: int = 3,
         stride: int = 1,
         expansion: float = 4.0,
         act: Type[nn.Module] = nn.Hardswish,
@@ -145,31 +154,16 @@ class EfficientViTMBConv(nn.Module):
     ):
         super().__init__()
         mid = round(N * expansion)
-        self.inverted_conv = ConvNorm(N, mid, 1, act=act, bias=fewer_norm, norm=not fewer_norm)
-        self.depth_conv = ConvNorm(mid, mid, K, stride, groups=mid, act=act, bias=fewer_norm, norm=not fewer_norm)
-        self.point_conv = ConvNorm(mid, M, 1)
+        if fewer_norm:
+            self.inverted_conv = conv_act(N, mid, 1, act=act)
+            self.depth_conv = conv_act(mid, mid, 3, stride, groups=mid, act=act)
+        else:
+            self.inverted_conv = ConvBNAct(N, mid, 1, act=act)
+            self.depth_conv = ConvBNAct(mid, mid, 3, stride, groups=mid, act=act)
+        self.point_conv = ConvBN(mid, M, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, N, H, W) -> (B, M, H', W')
         return self.point_conv(self.depth_conv(self.inverted_conv(x)))
-
-
-class EfficientViTDSConv(nn.Module):
-    """Depthwise-separable conv: ``K x K`` depthwise (BN, act), ``1x1`` (BN, no act)."""
-
-    def __init__(
-        self,
-        N: int,
-        M: int,
-        K: int = 3,
-        stride: int = 1,
-        act: Type[nn.Module] = nn.Hardswish,
-    ):
-        super().__init__()
-        self.depth_conv = ConvNorm(N, N, K, stride, groups=N, act=act)
-        self.point_conv = ConvNorm(N, M, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.point_conv(self.depth_conv(x))
 
 
 class EfficientViTBlock(nn.Module):

@@ -13,37 +13,38 @@ is **one depthwise conv**: ``Y = DWConv'(x)`` with ``W' = I + γ·(W_mix - W_nor
 ``b' = γ·(b_mix - b_norm)``. The skip connection costs memory traffic on a phone (the input
 must stay alive until the add); after re-parameterization it is gone.
 
-Other re-parameterizable pieces, each with a ``reparameterize()`` that
-:func:`course.blocks.reparam.reparameterize_model` calls:
+FastViT's other re-parameterizable convs are the course's :class:`~course.blocks.reparam.ReparamConv`
+family, each with a ``reparameterize()`` that :func:`course.blocks.reparam.reparameterize_model`
+calls:
 
-* :class:`MobileOneConv`: MobileOne's unit with FastViT's activation (GELU) and optional SE:
-  ``act(SE(sum of K x K-BN branches + 1x1-BN scale branch + identity-BN))`` -> one conv;
+* MobileOne's unit, :class:`~course.blocks.reparam.MobileOneUnit`, with FastViT's activation
+  (``act=nn.GELU``): ``act(SE(sum of K x K-BN branches + 1x1-BN scale branch + identity-BN))``
+  -> one conv (the stem, the patch embeddings' 1x1 convs, the final conv);
 * :class:`ReparamLargeKernelConv` (from RepLKNet): a ``7 x 7`` conv-BN plus a parallel ``3 x 3``
   conv-BN -> one ``7 x 7`` conv (the patch embedding between stages);
-* :class:`RepCPE`: the conditional positional encoding ``x + DWConv_7x7(x)`` of the attention
-  stage -> one depthwise conv.
 
-The folding uses the public identities of :mod:`course.blocks.reparam` (``fold_bn``,
-``pad_kernel``, ``identity_kernel``).
+and :class:`RepCPE`, the conditional positional encoding ``x + DWConv_7x7(x)`` of the attention
+stage -> one depthwise conv. The folding uses the public identities of
+:mod:`course.blocks.reparam` (``fold_bn``, ``identity_kernel``, ``conv_with``).
 """
 
 from __future__ import annotations
 
-from typing import Optional, Tuple, Type
+from typing import List, Optional, Tuple, Type
 
 import torch
 from torch import nn
 
 from course.blocks.attention import Attention
-from course.blocks.bottleneck import SqueezeExcite
-from course.blocks.convnorm import ConvNorm, check_conv
-from course.blocks.reparam import fold_bn, identity_kernel, pad_kernel
+from course.blocks.conv import ConvBN
+from course.blocks.metaformer import LayerScale
+from course.blocks.reparam import MobileOneUnit, ReparamConv, conv_with, fold_bn, identity_kernel
+from course.checks import check_conv, require_odd
 
 __all__ = [
     "FastViTAttentionBlock",
     "FastViTConvMlp",
     "LayerScale2d",
-    "MobileOneConv",
     "RepCPE",
     "RepMixer",
     "RepMixerBlock",
@@ -51,124 +52,26 @@ __all__ = [
 ]
 
 
-def _conv_with(weight: torch.Tensor, bias: torch.Tensor, stride: int, groups: int) -> nn.Conv2d:
-    """A new ``nn.Conv2d`` (padding ``K // 2``) holding ``weight`` and ``bias``."""
-    M, n, K, _ = weight.shape
-    conv = nn.Conv2d(n * groups, M, K, stride, K // 2, groups=groups, device=weight.device, dtype=weight.dtype)
-    with torch.no_grad():
-        conv.weight.copy_(weight)
-        conv.bias.copy_(bias)
-    return conv
-
-
-class LayerScale2d(nn.Module):
-    """``x · γ`` with one learned ``γ`` per channel, stored ``(C, 1, 1)`` as in FastViT's code."""
+class LayerScale2d(LayerScale):
+    """:class:`~course.blocks.metaformer.LayerScale` (``x · γ``, one learned ``γ`` per channel)
+    with ``γ`` stored ``(C, 1, 1)``, the shape FastViT's code (and so its twin) stores it in."""
 
     def __init__(
         self,
         dim: int,
         init: float = 1e-5,
     ):
-        super().__init__()
-        self.gamma = nn.Parameter(init * torch.ones(dim, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W)
-        return x * self.gamma
+        super().__init__(dim, init)
+        self.scale = nn.Parameter(init * torch.ones(dim, 1, 1))
 
 
-class MobileOneConv(nn.Module):
-    """MobileOne's re-parameterizable conv (Vasu et al., CVPR 2023) with FastViT's options.
-
-    Train: ``act(SE(Σ_k BN(conv_KxK,k(x)) + BN(conv_1x1(x)) + BN(x)))`` with ``num_branches``
-    ``K x K`` branches, the ``1x1`` "scale" branch when ``K > 1`` and ``scale_branch``, the
-    identity branch when ``N == M`` and ``stride == 1``. Deploy: ``act(SE(conv'(x)))``.
-
-    Args:
-        N, M, K, stride, groups: the convolution every branch shares.
-        act: activation class or ``None``.
-        se: squeeze-and-excitation (width ``M/16``) before the activation.
-        scale_branch: include the ``1x1`` branch.
-        num_branches: the over-parameterization factor k (0 allowed: then only identity-BN).
-        deploy: build the one-conv form directly.
-
-    Children: ``identity``, ``conv_kxk`` (a list of :class:`ConvNorm`), ``conv_scale``, ``se``,
-    ``act``; deployed: ``reparam``.
-    """
-
-    def __init__(
-        self,
-        N: int,
-        M: int,
-        K: int,
-        stride: int = 1,
-        groups: int = 1,
-        act: Optional[Type[nn.Module]] = nn.GELU,
-        se: bool = False,
-        scale_branch: bool = True,
-        num_branches: int = 1,
-        deploy: bool = False,
-    ):
-        super().__init__()
-        check_conv(N, M, K, stride, groups)
-        if not isinstance(num_branches, int) or num_branches < 0:
-            raise ValueError(f"num_branches must be a non-negative integer, got {num_branches!r}")
-        has_identity = N == M and stride == 1
-        if num_branches == 0 and not has_identity:
-            raise ValueError("num_branches=0 leaves no branch (the identity needs N == M and stride == 1)")
-        self.N, self.M, self.K, self.stride, self.groups = N, M, K, stride, groups
-        self.reparam: Optional[nn.Conv2d] = None
-        self.identity = self.conv_kxk = self.conv_scale = None
-        if deploy:
-            self.reparam = nn.Conv2d(N, M, K, stride, K // 2, groups=groups)
-        else:
-            self.identity = nn.BatchNorm2d(N) if has_identity else None
-            self.conv_kxk = nn.ModuleList(ConvNorm(N, M, K, stride, groups) for _ in range(num_branches)) \
-                if num_branches else None
-            self.conv_scale = ConvNorm(N, M, 1, stride, groups) if K > 1 and scale_branch else None
-        self.se = SqueezeExcite(M, max(1, int(M / 16 + 0.5))) if se else nn.Identity()
-        self.act = act() if act is not None else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, N, H, W) -> (B, M, H', W')
-        if self.reparam is not None:
-            return self.act(self.se(self.reparam(x)))
-        out = self.identity(x) if self.identity is not None else 0
-        if self.conv_scale is not None:
-            out = out + self.conv_scale(x)
-        for branch in self.conv_kxk or ():
-            out = out + branch(x)
-        return self.act(self.se(out))
-
-    def equivalent_kernel(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``(M, N/G, K, K)`` kernel and ``(M,)`` bias of the one conv all branches sum to."""
-        if self.reparam is not None:
-            return self.reparam.weight, self.reparam.bias
-        weight, bias = 0, 0
-        for branch in self.conv_kxk or ():
-            w, b = branch.folded()
-            weight, bias = weight + w, bias + b
-        if self.conv_scale is not None:
-            w, b = self.conv_scale.folded()
-            weight, bias = weight + pad_kernel(w, self.K), bias + b
-        if self.identity is not None:
-            bn = self.identity
-            eye = identity_kernel(self.N, self.K, self.groups, bn.weight.device, bn.weight.dtype)
-            w, b = fold_bn(eye, bn)
-            weight, bias = weight + w, bias + b
-        return weight, bias
-
-    @torch.no_grad()
-    def reparameterize(self) -> None:
-        """Replace the branches by one conv with bias (in place; idempotent)."""
-        if self.reparam is None:
-            self.reparam = _conv_with(*self.equivalent_kernel(), self.stride, self.groups)
-            self.identity = self.conv_kxk = self.conv_scale = None
-
-
-class ReparamLargeKernelConv(nn.Module):
+class ReparamLargeKernelConv(ReparamConv):
     """``BN(conv_KxK(x)) + BN(conv_3x3(x))`` -> one ``K x K`` conv (Ding et al., RepLKNet, CVPR 2022).
 
     FastViT's patch embedding: ``K = 7``, stride 2, ``groups = N`` (each input channel feeds
-    ``M/N`` outputs). No activation (as in the released weights).
+    ``M/N`` outputs). No identity branch and no activation (as in the released weights).
+    Children ``large_conv``, ``small_conv`` (:class:`~course.blocks.conv.ConvBN`); deployed:
+    ``reparam``.
     """
 
     def __init__(
@@ -181,45 +84,26 @@ class ReparamLargeKernelConv(nn.Module):
         small_K: int = 3,
         deploy: bool = False,
     ):
-        super().__init__()
-        check_conv(N, M, K, stride, groups)
-        if not 0 < small_K <= K or small_K % 2 == 0:
-            raise ValueError(f"small_K must be odd and at most K={K}, got {small_K!r}")
-        self.K, self.stride, self.groups = K, stride, groups
-        self.reparam: Optional[nn.Conv2d] = None
-        self.large_conv = self.small_conv = None
-        if deploy:
-            self.reparam = nn.Conv2d(N, M, K, stride, K // 2, groups=groups)
-        else:
-            self.large_conv = ConvNorm(N, M, K, stride, groups)
-            self.small_conv = ConvNorm(N, M, small_K, stride, groups)
+        require_odd(small_K=small_K)
+        if small_K > K:
+            raise ValueError(f"small_K={small_K} must be at most K={K}")
+        super().__init__(N, M, K, stride, groups, deploy, lambda: {
+            "large_conv": ConvBN(N, M, K, stride, groups),
+            "small_conv": ConvBN(N, M, small_K, stride, groups),
+        }, act=None, identity=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.reparam is not None:
-            return self.reparam(x)
-        return self.large_conv(x) + self.small_conv(x)
-
-    def equivalent_kernel(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        if self.reparam is not None:
-            return self.reparam.weight, self.reparam.bias
-        w, b = self.large_conv.folded()
-        w_small, b_small = self.small_conv.folded()
-        return w + pad_kernel(w_small, self.K), b + b_small
-
-    @torch.no_grad()
-    def reparameterize(self) -> None:
-        if self.reparam is None:
-            self.reparam = _conv_with(*self.equivalent_kernel(), self.stride, self.groups)
-            self.large_conv = self.small_conv = None
+    def conv_branches(self) -> List[ConvBN]:
+        return [self.small_conv, self.large_conv]  # the K x K one last: its geometry is the deployed conv's
 
 
 class RepMixer(nn.Module):
     """RepMixer: ``x + γ ⊙ (mixer(x) - norm(x))``, one depthwise ``K x K`` conv at deploy time.
 
-    ``mixer`` is a depthwise :class:`MobileOneConv` (``K x K`` + ``1x1`` + identity branches, no
-    activation), ``norm`` the identity-BN branch alone (a BatchNorm). Folding (eval):
-    ``W' = I + γ·(W_mixer - W_norm)``, ``b' = γ·(b_mixer - b_norm)``, ``I`` the identity kernel.
-    MACs ``H·W·C·(K² + 1)`` at train time, ``H·W·C·K²`` deployed; no skip connection deployed.
+    ``mixer`` is a depthwise :class:`~course.blocks.reparam.MobileOneUnit` (``K x K`` + ``1x1`` +
+    identity branches, no activation), ``norm`` a BatchNorm (the identity branch alone).
+    Folding (eval): ``W' = I + γ·(W_mixer - W_norm)``, ``b' = γ·(b_mixer - b_norm)``, ``I`` the
+    identity kernel. MACs ``H·W·C·(K² + 1)`` at train time, ``H·W·C·K²`` deployed; no skip
+    connection deployed.
     """
 
     def __init__(
@@ -237,8 +121,8 @@ class RepMixer(nn.Module):
         if deploy:
             self.reparam = nn.Conv2d(dim, dim, K, 1, K // 2, groups=dim)
         else:
-            self.norm = MobileOneConv(dim, dim, K, groups=dim, act=None, scale_branch=False, num_branches=0)
-            self.mixer = MobileOneConv(dim, dim, K, groups=dim, act=None)
+            self.norm = nn.BatchNorm2d(dim)
+            self.mixer = MobileOneUnit(dim, dim, K, groups=dim, act=None)
             self.layer_scale = LayerScale2d(dim, layer_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
@@ -247,19 +131,19 @@ class RepMixer(nn.Module):
         return x + self.layer_scale(self.mixer(x) - self.norm(x))
 
     def equivalent_kernel(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        if self.reparam is not None:
-            return self.reparam.weight, self.reparam.bias
+        """``(C, 1, K, K)`` kernel and ``(C,)`` bias of the one deploy-time depthwise conv."""
         w_mix, b_mix = self.mixer.equivalent_kernel()
-        w_norm, b_norm = self.norm.equivalent_kernel()
-        gamma = self.layer_scale.gamma  # (C, 1, 1)
         eye = identity_kernel(self.dim, self.K, self.dim, w_mix.device, w_mix.dtype)
+        w_norm, b_norm = fold_bn(eye, self.norm)
+        gamma = self.layer_scale.scale  # (C, 1, 1)
         return eye + gamma.unsqueeze(-1) * (w_mix - w_norm), gamma.flatten() * (b_mix - b_norm)
 
     @torch.no_grad()
     def reparameterize(self) -> None:
         """Replace the skip connection, both branches and the layer scale by one depthwise conv."""
         if self.reparam is None:
-            self.reparam = _conv_with(*self.equivalent_kernel(), 1, self.dim)
+            self.mixer.reparameterize()  # its branches -> one depthwise conv (idempotent)
+            self.reparam = conv_with(self.mixer.reparam, *self.equivalent_kernel())
             self.norm = self.mixer = self.layer_scale = None
 
 
@@ -295,7 +179,7 @@ class RepCPE(nn.Module):
         if self.reparam is None:
             w = self.pos_enc.weight
             eye = identity_kernel(self.dim, self.K, self.dim, w.device, w.dtype)
-            self.reparam = _conv_with(w + eye, self.pos_enc.bias, 1, self.dim)
+            self.reparam = conv_with(self.pos_enc, w + eye, self.pos_enc.bias)
             self.pos_enc = None
 
 
@@ -313,7 +197,7 @@ class FastViTConvMlp(nn.Module):
         act: Type[nn.Module] = nn.GELU,
     ):
         super().__init__()
-        self.conv = ConvNorm(dim, dim, 7, groups=dim)
+        self.conv = ConvBN(dim, dim, 7, groups=dim)
         self.fc1 = nn.Conv2d(dim, hidden, 1)
         self.act = act()
         self.fc2 = nn.Conv2d(hidden, dim, 1)

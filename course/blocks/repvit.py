@@ -11,11 +11,14 @@ residual unit. RepViT separates them the way a MetaFormer does:
   SE after it);
 * **channel mixer**: ``1x1 (C -> 2C) -> GELU -> 1x1 (2C -> C)`` with a residual (an FFN).
 
-At deployment the three branches of the token mixer become **one** depthwise conv, and every
-conv-BatchNorm pair and the BatchNorm before each classifier fold away, so the deployed model
-is a plain stack of convs: :meth:`RepDWConv.reparameterize`, :meth:`NormLinear.fuse` and
-:meth:`DistilledClassifier.reparameterize`. The folding uses the public identities of
-:mod:`course.blocks.reparam` (``fold_bn``, ``pad_kernel``, ``identity_kernel``).
+Every conv is a :class:`~course.blocks.conv.ConvBN` (conv, then BatchNorm; activations are
+separate modules, as in the authors' code). At deployment the three branches of the token
+mixer become **one** depthwise conv (:meth:`RepDWConv.reparameterize`), every conv-BN pair one
+conv with a bias (:func:`course.blocks.reparam.fuse_conv_bn_units`) and the BatchNorm before
+each classifier folds into it (:meth:`NormLinear.fuse`, :meth:`DistilledClassifier.reparameterize`),
+so the deployed model is a plain stack of convs. ``deploy=True`` builds that form directly.
+The folding uses the public identities of :mod:`course.blocks.reparam` (``fold_bn``,
+``pad_kernel``, ``identity_kernel``, ``conv_with``).
 """
 
 from __future__ import annotations
@@ -25,11 +28,23 @@ from typing import Optional, Tuple, Type
 import torch
 from torch import nn
 
-from course.blocks.bottleneck import SqueezeExcite, make_divisible
-from course.blocks.convnorm import ConvNorm, check_conv
-from course.blocks.reparam import fold_bn, identity_kernel, pad_kernel
+from course.blocks.bottleneck import SqueezeExcite
+from course.blocks.conv import ConvBN
+from course.blocks.reparam import conv_with, fold_bn, identity_kernel, pad_kernel
+from course.checks import check_conv, make_divisible
 
-__all__ = ["DistilledClassifier", "NormLinear", "RepDWConv", "RepViTBlock", "RepViTDownsample", "RepViTFFN"]
+__all__ = [
+    "DistilledClassifier", "NormLinear", "RepDWConv", "RepViTBlock", "RepViTDownsample", "RepViTFFN", "conv_bn",
+]
+
+
+def conv_bn(N: int, M: int, K: int, stride: int = 1, groups: int = 1, deploy: bool = False) -> nn.Module:
+    """A :class:`~course.blocks.conv.ConvBN`, or (``deploy``) the one conv with a bias it folds
+    into (:func:`course.blocks.reparam.fuse_conv_bn`): ``(B, N, H, W) -> (B, M, H', W')``."""
+    if deploy:
+        check_conv(N, M, K, stride, groups)
+        return nn.Conv2d(N, M, K, stride, K // 2, groups=groups)
+    return ConvBN(N, M, K, stride, groups)
 
 
 class RepDWConv(nn.Module):
@@ -41,7 +56,8 @@ class RepDWConv(nn.Module):
     the final BatchNorm: ``W' = t·W``, ``b' = β + t·(b - μ)``, ``t = γ / sqrt(σ² + ε)``.
 
     Shapes ``(B, C, H, W) -> (B, C, H, W)``; MACs ``H·W·C·(K² + 1)`` at train time,
-    ``H·W·C·K²`` deployed.
+    ``H·W·C·K²`` deployed. Children ``conv`` (a :class:`ConvBN`), ``conv1`` (the 1x1 depthwise
+    conv, with a bias and no BatchNorm), ``bn``; deployed: ``reparam``.
     """
 
     def __init__(
@@ -58,7 +74,7 @@ class RepDWConv(nn.Module):
         if deploy:
             self.reparam = nn.Conv2d(dim, dim, K, 1, K // 2, groups=dim)
         else:
-            self.conv = ConvNorm(dim, dim, K, groups=dim)
+            self.conv = ConvBN(dim, dim, K, groups=dim)
             self.conv1 = nn.Conv2d(dim, dim, 1, groups=dim)
             self.bn = nn.BatchNorm2d(dim)
 
@@ -69,9 +85,7 @@ class RepDWConv(nn.Module):
 
     def equivalent_kernel(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(C, 1, K, K)`` kernel and ``(C,)`` bias of the one deploy-time depthwise conv."""
-        if self.reparam is not None:
-            return self.reparam.weight, self.reparam.bias
-        weight, bias = self.conv.folded()  # K x K branch, its BatchNorm folded
+        weight, bias = fold_bn(self.conv.conv.weight, self.conv.bn)  # K x K branch, its BatchNorm folded
         weight = weight + pad_kernel(self.conv1.weight, self.K)  # + the 1x1 branch
         weight = weight + identity_kernel(self.dim, self.K, self.dim, weight.device, weight.dtype)  # + x
         return fold_bn(weight, self.bn, bias + self.conv1.bias)  # the BatchNorm after the sum
@@ -79,18 +93,16 @@ class RepDWConv(nn.Module):
     @torch.no_grad()
     def reparameterize(self) -> None:
         """Replace the branches by one depthwise conv with bias (in place; idempotent)."""
-        if self.reparam is not None:
-            return
-        weight, bias = self.equivalent_kernel()
-        self.reparam = nn.Conv2d(self.dim, self.dim, self.K, 1, self.K // 2, groups=self.dim,
-                                 device=weight.device, dtype=weight.dtype)
-        self.reparam.weight.copy_(weight)
-        self.reparam.bias.copy_(bias)
-        self.conv = self.conv1 = self.bn = None
+        if self.reparam is None:
+            self.reparam = conv_with(self.conv.conv, *self.equivalent_kernel())
+            self.conv = self.conv1 = self.bn = None
 
 
 class RepViTFFN(nn.Module):
-    """The channel mixer: ``1x1 (C -> hidden) -> BN -> GELU -> 1x1 (hidden -> C) -> BN`` (no residual here)."""
+    """The channel mixer: ``1x1 (C -> hidden) -> BN -> GELU -> 1x1 (hidden -> C) -> BN`` (no residual here).
+
+    Children ``conv1``, ``act``, ``conv2`` (:func:`conv_bn`: conv-BN pairs, or their folded convs).
+    """
 
     def __init__(
         self,
@@ -100,11 +112,12 @@ class RepViTFFN(nn.Module):
         deploy: bool = False,
     ):
         super().__init__()
-        self.conv1 = ConvNorm(dim, hidden, 1, act=act, deploy=deploy)
-        self.conv2 = ConvNorm(hidden, dim, 1, deploy=deploy)
+        self.conv1 = conv_bn(dim, hidden, 1, deploy=deploy)
+        self.act = act()
+        self.conv2 = conv_bn(hidden, dim, 1, deploy=deploy)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv2(self.conv1(x))
+        return self.conv2(self.act(self.conv1(x)))
 
 
 class RepViTBlock(nn.Module):
@@ -149,8 +162,8 @@ class RepViTDownsample(nn.Module):
     ):
         super().__init__()
         self.pre_block = RepViTBlock(N, mlp_ratio, K, se=False, deploy=deploy)
-        self.spatial_downsample = ConvNorm(N, N, K, 2, groups=N, deploy=deploy)
-        self.channel_downsample = ConvNorm(N, M, 1, deploy=deploy)
+        self.spatial_downsample = conv_bn(N, N, K, 2, groups=N, deploy=deploy)
+        self.channel_downsample = conv_bn(N, M, 1, deploy=deploy)
         self.ffn = RepViTFFN(M, M * mlp_ratio, deploy=deploy)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

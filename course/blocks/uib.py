@@ -48,9 +48,9 @@ import torch
 from torch import nn
 
 from course.blocks.attention import attend
-from course.blocks.bottleneck import make_divisible
-from course.blocks.convnorm import ConvNorm, check_conv
+from course.blocks.conv import ConvBN, ConvBNAct
 from course.blocks.metaformer import LayerScale
+from course.checks import check_mobile_mqa, check_uib, make_divisible, require_positive_number
 
 __all__ = [
     "FusedInvertedBottleneck",
@@ -80,11 +80,6 @@ def uib_variant(start_K: int, mid_K: int) -> str:
     return next(name for name, flags in UIB_VARIANTS.items() if flags == present)
 
 
-def _check_kernel(name: str, K: int) -> None:
-    if not isinstance(K, int) or isinstance(K, bool) or K < 0 or (K and K % 2 == 0):
-        raise ValueError(f"{name} must be 0 (no depthwise conv) or an odd positive integer, got {K!r}")
-
-
 class UniversalInvertedBottleneck(nn.Module):
     """The UIB: ``[dw start_K] -> 1x1 expand -> [dw mid_K] -> 1x1 project (-> LS) (+ x)``.
 
@@ -105,12 +100,14 @@ class UniversalInvertedBottleneck(nn.Module):
         act: the activation class (``nn.ReLU`` in MobileNetV4 small and medium).
         layer_scale: initial LayerScale value, or ``None`` for none.
 
-    Children: ``dw_start``, ``pw_exp``, ``dw_mid``, ``pw_proj`` (:class:`ConvNorm`, or
-    ``nn.Identity`` when absent) and ``layer_scale``; the names of the authors' code and timm.
+    Children: ``dw_start``, ``pw_exp``, ``dw_mid``, ``pw_proj`` (:class:`~course.blocks.conv.ConvBN`
+    or :class:`~course.blocks.conv.ConvBNAct`, ``nn.Identity`` when absent) and ``layer_scale``;
+    the names of the authors' code and timm.
 
     Raises:
-        ValueError: naming the parameter: an even or negative kernel, a stride other than 1
-            or 2, a stride with no depthwise conv to carry it, a non-positive expansion.
+        ValueError: naming the parameter (:func:`course.checks.check_uib`): an even or negative
+            kernel, a stride other than 1 or 2, a stride with no depthwise conv to carry it, a
+            non-positive expansion.
     """
 
     def __init__(
@@ -125,23 +122,14 @@ class UniversalInvertedBottleneck(nn.Module):
         layer_scale: Optional[float] = None,
     ):
         super().__init__()
-        _check_kernel("start_K", start_K)
-        _check_kernel("mid_K", mid_K)
-        check_conv(N, M, 1)
-        if stride not in (1, 2):
-            raise ValueError(f"stride must be 1 or 2, got stride={stride!r}")
-        if stride == 2 and not (start_K or mid_K):
-            raise ValueError("stride=2 needs a depthwise conv to carry it (start_K or mid_K > 0)")
-        if not expansion > 0:
-            raise ValueError(f"expansion must be positive, got {expansion!r}")
-        mid = make_divisible(N * expansion)
+        mid = check_uib(N, M, start_K, mid_K, stride, expansion)
         self.variant = uib_variant(start_K, mid_K)
         self.has_skip = stride == 1 and N == M
         start_stride = 1 if mid_K else stride
-        self.dw_start = ConvNorm(N, N, start_K, start_stride, groups=N) if start_K else nn.Identity()
-        self.pw_exp = ConvNorm(N, mid, 1, act=act)
-        self.dw_mid = ConvNorm(mid, mid, mid_K, stride, groups=mid, act=act) if mid_K else nn.Identity()
-        self.pw_proj = ConvNorm(mid, M, 1)
+        self.dw_start = ConvBN(N, N, start_K, start_stride, groups=N) if start_K else nn.Identity()
+        self.pw_exp = ConvBNAct(N, mid, 1, act=act)
+        self.dw_mid = ConvBNAct(mid, mid, mid_K, stride, groups=mid, act=act) if mid_K else nn.Identity()
+        self.pw_proj = ConvBN(mid, M, 1)
         self.layer_scale = LayerScale(M, layer_scale) if layer_scale is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, N, H, W)
@@ -160,22 +148,13 @@ class FusedInvertedBottleneck(nn.Module):
     Children ``expand`` and ``project``.
     """
 
-    def __init__(
-        self,
-        N: int,
-        M: int,
-        K: int = 3,
-        stride: int = 1,
-        expansion: float = 4.0,
-        act: Type[nn.Module] = nn.ReLU,
-    ):
+    def __init__(self, N: int, M: int, K: int, stride: int, expansion: float = 4.0, act: Type[nn.Module] = nn.ReLU):
         super().__init__()
-        if not expansion > 0:
-            raise ValueError(f"expansion must be positive, got {expansion!r}")
+        require_positive_number(expansion=expansion)
         mid = make_divisible(N * expansion)
         self.has_skip = stride == 1 and N == M
-        self.expand = ConvNorm(N, mid, K, stride, act=act)
-        self.project = ConvNorm(mid, M, 1)
+        self.expand = ConvBNAct(N, mid, K, stride, act=act)
+        self.project = ConvBN(mid, M, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.project(self.expand(x))  # (B, mid, H', W') -> (B, M, H', W')
@@ -221,17 +200,13 @@ class MobileMQA(nn.Module):
         fused: bool = False,
     ):
         super().__init__()
-        for name, value in (("dim", dim), ("heads", heads), ("key_dim", key_dim), ("value_dim", value_dim),
-                            ("kv_stride", kv_stride)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        check_conv(dim, dim, dw_K)
+        check_mobile_mqa(dim, heads, key_dim, value_dim, kv_stride, dw_K)
         out_dim = out_dim or dim
         self.heads, self.key_dim, self.value_dim, self.fused = heads, key_dim, value_dim, fused
         self.query = nn.Conv2d(dim, heads * key_dim, 1, bias=False)
-        self.key_down = ConvNorm(dim, dim, dw_K, kv_stride, groups=dim) if kv_stride > 1 else nn.Identity()
+        self.key_down = ConvBN(dim, dim, dw_K, kv_stride, groups=dim) if kv_stride > 1 else nn.Identity()
         self.key = nn.Conv2d(dim, key_dim, 1, bias=False)
-        self.value_down = ConvNorm(dim, dim, dw_K, kv_stride, groups=dim) if kv_stride > 1 else nn.Identity()
+        self.value_down = ConvBN(dim, dim, dw_K, kv_stride, groups=dim) if kv_stride > 1 else nn.Identity()
         self.value = nn.Conv2d(dim, value_dim, 1, bias=False)
         self.output = nn.Conv2d(heads * value_dim, out_dim, 1, bias=False)
 

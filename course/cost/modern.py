@@ -15,8 +15,9 @@ from __future__ import annotations
 import math
 from typing import Dict, List, Sequence
 
+from course.checks import check_lite_mla, check_mobile_mqa, check_uib, require_positive
 from course.cost.attention import global_attention
-from course.cost.formulas import Cost, _require_positive, conv2d, conv_output_size
+from course.cost.formulas import Cost, conv2d, conv_output_size
 
 __all__ = [
     "attention_vs_resolution",
@@ -24,24 +25,15 @@ __all__ = [
     "mobile_mqa_block",
     "relu_linear_attention",
     "uib",
-    "uib_mid_channels",
     "uib_variants",
 ]
 
 
-def _conv(H: int, W: int, N: int, M: int, K: int, stride: int = 1, groups: int = 1, norm: bool = True,
-          batch: int = 1) -> Cost:
-    """A bias-free conv (+ BatchNorm's ``2·M`` parameters): MACs and params only."""
+def _conv(H: int, W: int, N: int, M: int, K: int, stride: int = 1, groups: int = 1, batch: int = 1) -> Cost:
+    """A bias-free conv + BatchNorm (:class:`course.blocks.conv.ConvBN`): the conv's MACs, its
+    parameters and the BatchNorm's ``2·M``."""
     c = conv2d(H, W, N, M, K, stride=stride, padding=K // 2, groups=groups, bias=False, batch=batch)
-    return Cost(macs=c.macs, params=c.params + (2 * M if norm else 0), activations=c.activations, out_shape=c.out_shape)
-
-
-def uib_mid_channels(N: int, expansion: float, divisor: int = 8) -> int:
-    """The UIB's expanded width: ``N·expansion`` rounded to a multiple of 8, never 10% below it
-    (MobileNets' ``make_divisible``, repeated so that ``course.cost`` imports no block code)."""
-    value = N * expansion
-    mid = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return mid + divisor if mid < 0.9 * value else mid
+    return Cost(macs=c.macs, params=c.params + 2 * M, activations=c.activations, out_shape=c.out_shape)
 
 
 def uib(
@@ -58,8 +50,9 @@ def uib(
 ) -> Cost:
     """Cost of :class:`course.blocks.uib.UniversalInvertedBottleneck` on ``(B, N, H, W)``.
 
-    With ``mid = make_divisible(N·expansion)``; ``H₁`` the size after the start conv (strided
-    only when there is no middle conv), ``H'`` the output size::
+    With ``mid = make_divisible(N·expansion)`` (:func:`course.checks.check_uib`, as the block);
+    ``H₁`` the size after the start conv (strided only when there is no middle conv), ``H'`` the
+    output size::
 
         MACs   = B·[ H₁W₁·start_K²·N     (start depthwise, when start_K > 0)
                    + H₁W₁·N·mid          (1x1 expand)
@@ -71,17 +64,8 @@ def uib(
     ``N·e`` channels the middle conv is ``e`` times dearer than the same conv at the start
     (which is why ConvNeXt-like blocks put it there).
     """
-    _require_positive(H=H, W=W, N=N, M=M, batch=batch)
-    for name, K in (("start_K", start_K), ("mid_K", mid_K)):
-        if not isinstance(K, int) or K < 0 or (K and K % 2 == 0):
-            raise ValueError(f"{name} must be 0 (absent) or an odd positive integer, got {K!r}")
-    if stride not in (1, 2):
-        raise ValueError(f"stride must be 1 or 2, got {stride!r}")
-    if stride == 2 and not (start_K or mid_K):
-        raise ValueError("stride=2 needs a depthwise conv (start_K or mid_K > 0)")
-    if not expansion > 0:
-        raise ValueError(f"expansion must be positive, got {expansion!r}")
-    mid = uib_mid_channels(N, expansion)
+    require_positive(H=H, W=W, batch=batch)
+    mid = check_uib(N, M, start_K, mid_K, stride, expansion)
     cost, h, w = Cost(), H, W
     if start_K:
         start = _conv(h, w, N, N, start_K, 1 if mid_K else stride, groups=N, batch=batch)
@@ -119,9 +103,8 @@ def relu_linear_attention(h: int, w: int, C: int, heads: int, scales: Sequence[i
     Every term is proportional to ``T``: doubling the resolution's side multiplies the cost by
     four, exactly, where softmax attention's ``T²`` term multiplies by sixteen.
     """
-    _require_positive(h=h, w=w, C=C, heads=heads, batch=batch)
-    if C % heads:
-        raise ValueError(f"heads={heads} must divide C={C}")
+    require_positive(h=h, w=w, batch=batch)
+    check_lite_mla(C, heads, scales)
     T, d, S = h * w, C // heads, len(scales)
     D = heads * d
     macs = T * C * 3 * D + 2 * heads * (1 + S) * T * d * (d + 1) + T * D * (1 + S) * C
@@ -148,8 +131,8 @@ def mobile_mqa(h: int, w: int, C: int, heads: int = 4, key_dim: int = 64, value_
 
     Multi-head attention would pay ``heads`` times the K and V terms; multi-query pays them once.
     """
-    _require_positive(h=h, w=w, C=C, heads=heads, key_dim=key_dim, value_dim=value_dim, kv_stride=kv_stride,
-                      dw_K=dw_K, batch=batch)
+    require_positive(h=h, w=w, batch=batch)
+    check_mobile_mqa(C, heads, key_dim, value_dim, kv_stride, dw_K)
     out_dim = out_dim or C
     T = h * w
     hs, ws = (conv_output_size(h, dw_K, kv_stride, dw_K // 2), conv_output_size(w, dw_K, kv_stride, dw_K // 2)) \
@@ -184,7 +167,7 @@ def attention_vs_resolution(resolutions: Sequence[int], C: int, heads: int, stri
     """
     rows = []
     for r in resolutions:
-        _require_positive(resolution=r, stride=stride)
+        require_positive(resolution=r, stride=stride)
         side = math.ceil(r / stride)
         rows.append({
             "resolution": r,

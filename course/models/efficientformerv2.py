@@ -41,9 +41,9 @@ from typing import Dict, Sequence, Tuple
 import torch
 from torch import nn
 
-from course.blocks.convnorm import ConvNorm
+from course.blocks.conv import ConvBNAct
 from course.blocks.efficientformer import Attention4D, EfficientFormerV2Block, EfficientFormerV2Downsample
-from course.models.twins import copy_state_by_name
+from course.blocks.stage import Stage
 from course.models.zoo import Paper, register_model
 
 __all__ = ["CONFIGS", "EfficientFormerV2", "twin_mapping"]
@@ -55,18 +55,6 @@ CONFIGS: Dict[str, Tuple[Tuple[int, ...], Tuple[int, ...], Tuple[Tuple[int, ...]
     "s2": ((32, 64, 144, 288), (4, 4, 12, 8),
            ((4,) * 4, (4,) * 4, (4, 4, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4), (4, 4, 3, 3, 3, 3, 4, 4)), 4),
 }
-
-
-class Stage(nn.Module):
-    """An optional downsampling, then blocks: ``(B, N, H, H) -> (B, C, H', H')``."""
-
-    def __init__(self, downsample: nn.Module, blocks: Sequence[nn.Module]):
-        super().__init__()
-        self.downsample = downsample
-        self.blocks = nn.Sequential(*blocks)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.downsample(x))
 
 
 class EfficientFormerV2(nn.Module):
@@ -97,13 +85,13 @@ class EfficientFormerV2(nn.Module):
             if len(ratios) != depth:
                 raise ValueError(f"mlp_ratios[{i}] has {len(ratios)} entries for {depth} blocks")
         self.stem = nn.Sequential()
-        self.stem.add_module("conv1", ConvNorm(3, widths[0] // 2, 3, 2, act=nn.GELU, bias=True))
-        self.stem.add_module("conv2", ConvNorm(widths[0] // 2, widths[0], 3, 2, act=nn.GELU, bias=True))
+        self.stem.add_module("conv1", ConvBNAct(3, widths[0] // 2, 3, 2, act=nn.GELU, bias=True))
+        self.stem.add_module("conv2", ConvBNAct(widths[0] // 2, widths[0], 3, 2, act=nn.GELU, bias=True))
         size = math.ceil(img_size / 4)
         stages, channels = [], widths[0]
         for i, (width, depth) in enumerate(zip(widths, depths)):
             if i == 0:
-                downsample = nn.Identity()
+                downsample = None
             else:
                 downsample = EfficientFormerV2Downsample(channels, width, size, attention=i == 3)
                 size = math.ceil(size / 2)
@@ -113,7 +101,7 @@ class EfficientFormerV2(nn.Module):
                 if i >= 2 and j >= depth - num_vit:  # the 3D partition: the last num_vit blocks
                     attention = Attention4D(width, resolution=size, stride=2 if i == 2 else None)
                 blocks.append(EfficientFormerV2Block(width, mlp_ratios[i][j], attention))
-            stages.append(Stage(downsample, blocks))
+            stages.append(Stage(blocks, downsample))
             channels = width
         self.stages = nn.Sequential(*stages)
         self.norm = nn.BatchNorm2d(channels)
@@ -167,7 +155,7 @@ def _register(size: str) -> None:
                     "GMACs (multiply-adds); top-1 with distillation"),
         family="EfficientFormer",
         chapter=6,
-        twin_weights=lambda m, t: copy_state_by_name(m, t, twin_mapping(m, t)),
+        twin_mapping=twin_mapping,
     )(build)
 
 

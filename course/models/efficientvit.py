@@ -36,7 +36,6 @@ confirmed in this session.
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from typing import Dict, Sequence
 
@@ -44,21 +43,13 @@ import torch
 from torch import nn
 
 from course.blocks.cascaded_attention import CascadedAttentionBlock, ConvFFN, PatchMerging, ResidualBranch
-from course.blocks.convnorm import ConvNorm
-from course.blocks.linear_attention import EfficientViTBlock, EfficientViTDSConv, EfficientViTMBConv, Residual
-from course.models.twins import copy_state_by_name
+from course.blocks.conv import ConvBN, ConvBNAct, DepthwiseSeparableConv
+from course.blocks.linear_attention import EfficientViTBlock, EfficientViTMBConv, Residual
+from course.blocks.stage import Stage
+from course.models.twins import rename_by_patterns
 from course.models.zoo import Paper, register_model
 
 __all__ = ["EfficientViT", "EfficientViTM", "twin_mapping", "twin_mapping_m"]
-
-
-class Stage(nn.Module):
-    def __init__(self, blocks: Sequence[nn.Module]):
-        super().__init__()
-        self.blocks = nn.Sequential(*blocks)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(x)
 
 
 class EfficientViT(nn.Module):
@@ -86,9 +77,10 @@ class EfficientViT(nn.Module):
             raise ValueError("widths and depths need 5 entries each (stem and four stages)")
         act = nn.Hardswish
         self.stem = nn.Sequential()
-        self.stem.add_module("in_conv", ConvNorm(3, widths[0], 3, 2, act=act))
+        self.stem.add_module("in_conv", ConvBNAct(3, widths[0], 3, 2, act=act))
         for i in range(depths[0]):
-            self.stem.add_module(f"res{i}", Residual(EfficientViTDSConv(widths[0], widths[0], act=act)))
+            self.stem.add_module(f"res{i}", Residual(DepthwiseSeparableConv(widths[0], widths[0], act=act,
+                                                                            pointwise_act=False)))
         stages, N = [], widths[0]
         for i, (width, depth) in enumerate(zip(widths[1:], depths[1:])):
             attention = i >= 2
@@ -103,7 +95,7 @@ class EfficientViT(nn.Module):
             N = width
         self.stages = nn.Sequential(*stages)
         self.head = nn.Module()
-        self.head.in_conv = ConvNorm(N, head_widths[0], 1, act=act)
+        self.head.in_conv = ConvBNAct(N, head_widths[0], 1, act=act)
         self.head.classifier = nn.Sequential(OrderedDict(
             fc=nn.Linear(head_widths[0], head_widths[1], bias=False),
             norm=nn.LayerNorm(head_widths[1]),
@@ -120,6 +112,11 @@ class EfficientViT(nn.Module):
 #: Course name part -> timm name part (regular expressions, in order).
 TIMM_RENAMES = [
     (r"\.bn\.", ".norm."),  # timm's ConvNormAct calls its BatchNorm "norm"
+    (r"\bqkv\.weight$", "qkv.conv.weight"),  # a plain conv here, timm's ConvNormAct without norm or act
+    (r"\.conv_dw\.", ".depth_conv.conv."),  # the stem's DepthwiseSeparableConv (MobileNet's names)
+    (r"\.bn_dw\.", ".depth_conv.norm."),
+    (r"\.conv_pw\.", ".point_conv.conv."),
+    (r"\.bn_pw\.", ".point_conv.norm."),
     (r"^head\.classifier\.fc\.", "head.classifier.0."),
     (r"^head\.classifier\.norm\.", "head.classifier.1."),
     (r"^head\.classifier\.out\.", "head.classifier.4."),
@@ -128,13 +125,7 @@ TIMM_RENAMES = [
 
 def twin_mapping(model: nn.Module, twin: nn.Module) -> Dict[str, str]:
     """Course tensor name -> timm tensor name (:data:`TIMM_RENAMES`); otherwise timm's names."""
-    mapping = {}
-    for key in model.state_dict():
-        name = key
-        for pattern, repl in TIMM_RENAMES:
-            name = re.sub(pattern, repl, name)
-        mapping[key] = name
-    return mapping
+    return rename_by_patterns(model, TIMM_RENAMES)
 
 
 _CITATION = (
@@ -151,7 +142,7 @@ _CITATION = (
     paper=Paper(9.1, 0.52, 79.39, _CITATION, 224, "MACs (multiply-adds); top-1 without distillation"),
     family="EfficientViT",
     chapter=5,
-    twin_weights=lambda m, t: copy_state_by_name(m, t, twin_mapping(m, t)),
+    twin_mapping=twin_mapping,
 )
 def efficientvit_b1(num_classes: int = 1000) -> EfficientViT:
     """EfficientViT-B1: widths (16, 32, 64, 128, 256), depths (1, 2, 3, 3, 4), heads of width 16."""
@@ -163,26 +154,7 @@ def efficientvit_b1(num_classes: int = 1000) -> EfficientViT:
 
 def _dw_ffn(dim: int) -> nn.Sequential:
     """A residual 3x3 depthwise conv, then a residual FFN (before and after each patch merging)."""
-    return nn.Sequential(ResidualBranch(ConvNorm(dim, dim, 3, groups=dim)), ResidualBranch(ConvFFN(dim, 2 * dim)))
-
-
-class MStage(nn.Module):
-    """An optional downsampling (DW + FFN, patch merging, DW + FFN), then sandwich blocks."""
-
-    def __init__(self, N: int, M: int, depth: int, heads: int, key_dim: int, resolution: int, window: int,
-                 downsample: bool):
-        super().__init__()
-        if downsample:
-            self.downsample = nn.Sequential(OrderedDict(res1=_dw_ffn(N), patchmerge=PatchMerging(N, M), res2=_dw_ffn(M)))
-            resolution = (resolution - 1) // 2 + 1
-        else:
-            self.downsample = nn.Identity()
-        self.resolution = resolution
-        self.blocks = nn.Sequential(*(CascadedAttentionBlock(M, heads, key_dim, resolution, window)
-                                      for _ in range(depth)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.downsample(x))
+    return nn.Sequential(ResidualBranch(ConvBN(dim, dim, 3, groups=dim)), ResidualBranch(ConvFFN(dim, 2 * dim)))
 
 
 class EfficientViTM(nn.Module):
@@ -208,16 +180,21 @@ class EfficientViTM(nn.Module):
         super().__init__()
         C = widths[0]
         self.patch_embed = nn.Sequential(OrderedDict(
-            conv1=ConvNorm(3, C // 8, 3, 2), relu1=nn.ReLU(),
-            conv2=ConvNorm(C // 8, C // 4, 3, 2), relu2=nn.ReLU(),
-            conv3=ConvNorm(C // 4, C // 2, 3, 2), relu3=nn.ReLU(),
-            conv4=ConvNorm(C // 2, C, 3, 2),
+            conv1=ConvBN(3, C // 8, 3, 2), relu1=nn.ReLU(),
+            conv2=ConvBN(C // 8, C // 4, 3, 2), relu2=nn.ReLU(),
+            conv3=ConvBN(C // 4, C // 2, 3, 2), relu3=nn.ReLU(),
+            conv4=ConvBN(C // 2, C, 3, 2),
         ))
         resolution, stages = img_size // 16, []
         for i, (width, depth, h) in enumerate(zip(widths, depths, heads)):
-            stage = MStage(C, width, depth, h, key_dim, resolution, window, downsample=i > 0)
-            stages.append(stage)
-            C, resolution = width, stage.resolution
+            downsample = None
+            if i > 0:  # DW + FFN, patch merging, DW + FFN
+                downsample = nn.Sequential(OrderedDict(res1=_dw_ffn(C), patchmerge=PatchMerging(C, width),
+                                                       res2=_dw_ffn(width)))
+                resolution = (resolution - 1) // 2 + 1
+            blocks = [CascadedAttentionBlock(width, h, key_dim, resolution, window) for _ in range(depth)]
+            stages.append(Stage(blocks, downsample))
+            C = width
         self.stages = nn.Sequential(*stages)
         self.head = nn.Sequential(OrderedDict(bn=nn.BatchNorm1d(C), linear=nn.Linear(C, num_classes)))
 
@@ -247,7 +224,7 @@ _CITATION_M = (
     paper=Paper(2.3, 0.079, 63.2, _CITATION_M, 224, "MFLOPs (= multiply-adds); top-1 without distillation"),
     family="EfficientViT",
     chapter=5,
-    twin_weights=lambda m, t: copy_state_by_name(m, t, twin_mapping_m(m, t)),
+    twin_mapping=twin_mapping_m,
 )
 def efficientvit_m0(num_classes: int = 1000) -> EfficientViTM:
     """EfficientViT-M0: widths (64, 128, 192), depths (1, 2, 3), 4 heads of key width 16, 7x7 windows."""

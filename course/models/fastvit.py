@@ -1,15 +1,15 @@
 """FastViT-T8 and -SA12 (Vasu et al., "FastViT: A Fast Hybrid Vision Transformer using Structural
 Reparameterization", ICCV 2023), train-time and deploy-time, built from :mod:`course.blocks.repmixer`.
 
-* **stem**: three :class:`~course.blocks.repmixer.MobileOneConv` (3x3 stride 2; 3x3 depthwise
-  stride 2; 1x1), GELU;
+* **stem**: three MobileOne units (:class:`~course.blocks.reparam.MobileOneUnit` with GELU:
+  3x3 stride 2; 3x3 depthwise stride 2; 1x1);
 * **stages** at strides 4, 8, 16, 32: between stages a patch embedding (a re-parameterizable
   7x7 stride-2 conv with a parallel 3x3, then a 1x1 MobileOne conv); blocks are
   :class:`~course.blocks.repmixer.RepMixerBlock` (token mixing by RepMixer) except in the last
   stage of the SA models, which has a conditional positional encoding
   (:class:`~course.blocks.repmixer.RepCPE`) and attention blocks (run with PyTorch's fused
   ``scaled_dot_product_attention``, like the twin: same numbers up to rounding as the
-  explicit ``softmax(Q Kᵀ) V``, and bit-for-bit the twin's);
+  explicit ``softmax(Q Kᵀ) V``);
 * **head**: a 3x3 MobileOne conv (depthwise-grouped, ``C -> 2C``, with SE), global average
   pooling, a linear classifier.
 
@@ -19,7 +19,10 @@ turns the first into. As in the authors' code, the FFN's 7x7 depthwise conv keep
 when deployed.
 
 Twins: timm's ``fastvit_t8`` and ``fastvit_sa12``; the deploy twin is timm's model after
-``timm.utils.reparameterize_model``. :func:`twin_mapping` lists the name pairs.
+``timm.utils.reparameterize_model``. :func:`twin_mapping` lists the name pairs. The deployed
+models compute the twin's numbers bit for bit; the train-time ones to float rounding (~1e-6 on
+outputs of order one): a :class:`~course.blocks.reparam.MobileOneUnit` adds its identity branch
+last, FastViT's code adds it second, and float addition is not associative.
 
 **Paper numbers** (FastViT, ICCV 2023, ImageNet-1k comparison table; 256x256, 300 epochs,
 without distillation): T8 3.6M params, 0.7 GFLOPs, 75.6% top-1; SA12 10.9M, 1.9 GFLOPs, 80.6%.
@@ -35,16 +38,17 @@ iFormer (ICLR 2025, Table 3) quote.
 
 from __future__ import annotations
 
-import copy
-import re
-from typing import Dict, Sequence
+import functools
+from typing import Dict, Optional, Sequence
 
 import torch
 from torch import nn
 
-from course.blocks.repmixer import FastViTAttentionBlock, MobileOneConv, RepCPE, RepMixerBlock, ReparamLargeKernelConv
-from course.models.twins import copy_state_by_name
-from course.models.zoo import Paper, register_model
+from course.blocks.reparam import MobileOneUnit
+from course.blocks.repmixer import FastViTAttentionBlock, RepCPE, RepMixerBlock, ReparamLargeKernelConv
+from course.blocks.stage import Stage
+from course.models.twins import rename_by_patterns
+from course.models.zoo import Paper, register_train_and_deploy
 
 __all__ = ["CONFIGS", "FastViT", "twin_mapping"]
 
@@ -62,24 +66,11 @@ class PatchEmbed(nn.Module):
         super().__init__()
         self.proj = nn.Sequential(
             ReparamLargeKernelConv(N, M, 7, 2, groups=N, deploy=deploy),
-            MobileOneConv(M, M, 1, deploy=deploy),
+            MobileOneUnit(M, M, 1, deploy=deploy, act=nn.GELU),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, N, H, W) -> (B, M, H/2, W/2)
         return self.proj(x)
-
-
-class Stage(nn.Module):
-    """``downsample`` (or nothing), ``pos_emb`` (or nothing), then ``blocks``."""
-
-    def __init__(self, downsample: nn.Module, pos_emb: nn.Module, blocks: Sequence[nn.Module]):
-        super().__init__()
-        self.downsample = downsample
-        self.pos_emb = pos_emb
-        self.blocks = nn.Sequential(*blocks)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.pos_emb(self.downsample(x)))
 
 
 class FastViT(nn.Module):
@@ -106,24 +97,25 @@ class FastViT(nn.Module):
             raise ValueError(f"depths ({len(depths)} stages) and widths ({len(widths)} stages) differ in length")
         C = widths[0]
         self.stem = nn.Sequential(
-            MobileOneConv(3, C, 3, 2, deploy=deploy),
-            MobileOneConv(C, C, 3, 2, groups=C, deploy=deploy),
-            MobileOneConv(C, C, 1, deploy=deploy),
+            MobileOneUnit(3, C, 3, 2, deploy=deploy, act=nn.GELU),
+            MobileOneUnit(C, C, 3, 2, groups=C, deploy=deploy, act=nn.GELU),
+            MobileOneUnit(C, C, 1, deploy=deploy, act=nn.GELU),
         )
         stages = []
         for i, (depth, width) in enumerate(zip(depths, widths)):
             last = i == len(depths) - 1
-            downsample = PatchEmbed(C, width, deploy) if i > 0 else nn.Identity()
+            downsample = PatchEmbed(C, width, deploy) if i > 0 else None
             if attention_last and last:
                 pos_emb = RepCPE(width, 7, deploy)
                 blocks = [FastViTAttentionBlock(width, mlp_ratio, fused=True) for _ in range(depth)]
             else:
-                pos_emb = nn.Identity()
+                pos_emb = None
                 blocks = [RepMixerBlock(width, mlp_ratio, deploy=deploy) for _ in range(depth)]
-            stages.append(Stage(downsample, pos_emb, blocks))
+            stages.append(Stage(blocks, downsample, pos_emb))
             C = width
         self.stages = nn.Sequential(*stages)
-        self.final_conv = MobileOneConv(C, 2 * C, 3, groups=C, se=True, deploy=deploy)
+        # SE of width 2C/16 (MobileOne's M // 16; timm rounds 2C/16, the same for T8's and SA12's widths)
+        self.final_conv = MobileOneUnit(C, 2 * C, 3, groups=C, se=True, deploy=deploy, act=nn.GELU)
         self.head = nn.Linear(2 * C, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -132,35 +124,24 @@ class FastViT(nn.Module):
         return self.head(x.mean((2, 3)))  # (B, num_classes)
 
 
-#: Course name part -> timm name part (regular expressions, in order).
+#: Course name part -> timm name part (regular expressions, in order), train and deploy alike.
 TIMM_RENAMES = [
-    (r"\.reparam\.", ".reparam_conv."),
+    (r"\.reparam\.", ".reparam_conv."),  # a re-parameterized conv
+    (r"\.branches\.", ".conv_kxk."),  # MobileOneUnit's K x K branches
+    (r"\.scale\.", ".conv_scale."),  # ... and its 1x1 branch
+    (r"token_mixer\.norm\.", "token_mixer.norm.identity."),  # RepMixer's BatchNorm (timm: a MobileOne block of it alone)
+    (r"\.(layer_scale(?:_\d)?)\.scale$", r".\1.gamma"),
     (r"\.se\.reduce\.", ".se.fc1."),
     (r"\.se\.expand\.", ".se.fc2."),
     (r"^head\.", "head.fc."),
 ]
 
 
-def twin_mapping(model: nn.Module, twin: nn.Module) -> Dict[str, str]:
-    """Course tensor name -> timm tensor name (:data:`TIMM_RENAMES`); otherwise the course uses timm's names."""
-    mapping = {}
-    for key in model.state_dict():
-        name = key
-        for pattern, repl in TIMM_RENAMES:
-            name = re.sub(pattern, repl, name)
-        mapping[key] = name
-    return mapping
-
-
-def copy_twin_weights(model: nn.Module, twin: nn.Module) -> None:
-    """Copy the timm twin's weights by :func:`twin_mapping`; a deploy-time ``model`` receives a
-    re-parameterized copy of a train-time twin (``timm.utils.reparameterize_model``)."""
-    deploy = not any(".conv_kxk." in k for k in model.state_dict())
-    if deploy and any(".conv_kxk." in k for k in twin.state_dict()):
-        from timm.utils import reparameterize_model
-
-        twin = reparameterize_model(copy.deepcopy(twin).eval())
-    copy_state_by_name(model, twin, twin_mapping(model, twin))
+def twin_mapping(model: nn.Module, twin: Optional[nn.Module] = None) -> Dict[str, str]:
+    """Course tensor name -> timm tensor name (:data:`TIMM_RENAMES`); otherwise the course uses
+    timm's names (train-time and deploy-time models alike: the deploy twin is timm's
+    re-parameterized model, :func:`course.models.twins.create_twin`)."""
+    return rename_by_patterns(model, TIMM_RENAMES)
 
 
 _CITATION = (
@@ -175,29 +156,17 @@ PAPER = {
 }
 
 
-def _register(size: str, deploy: bool) -> None:
-    depths, widths, mlp_ratio, attention_last = CONFIGS[size]
-    params_m, macs_g, top1, row = PAPER[size]
-    name = f"fastvit_{size}" + ("_deploy" if deploy else "")
-
-    def build(num_classes: int = 1000) -> FastViT:
-        return FastViT(depths, widths, mlp_ratio, attention_last, num_classes=num_classes, deploy=deploy)
-
-    build.__name__ = name
-    build.__doc__ = f"FastViT-{size.upper()} ({'deploy' if deploy else 'train'}-time), 256x256."
-    register_model(
-        name,
-        twin=f"timm:fastvit_{size}",
-        paper=Paper(params_m, macs_g, top1, _CITATION.format(row=row), 256,
+for _size, (_depths, _widths, _mlp_ratio, _attention_last) in CONFIGS.items():
+    _params_m, _macs_g, _top1, _row = PAPER[_size]
+    register_train_and_deploy(
+        f"fastvit_{_size}",
+        functools.partial(FastViT, _depths, _widths, _mlp_ratio, _attention_last),
+        f"FastViT-{_size.upper()} (256x256)",
+        twin=f"timm:fastvit_{_size}",
+        paper=Paper(_params_m, _macs_g, _top1, _CITATION.format(row=_row), 256,
                     "GFLOPs (= multiply-adds), one decimal; top-1 without distillation"),
         family="FastViT",
         chapter=7,
-        twin_weights=copy_twin_weights,
-        deploy=deploy,
+        twin_mapping=twin_mapping,
         input_size=256,
-    )(build)
-
-
-for _size in CONFIGS:
-    _register(_size, deploy=False)
-    _register(_size, deploy=True)
+    )

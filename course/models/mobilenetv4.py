@@ -35,15 +35,14 @@ confirmed in this session; the values are also those quoted by iFormer (ICLR 202
 
 from __future__ import annotations
 
-import re
 from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from course.blocks.convnorm import ConvNorm
+from course.blocks.conv import ConvBNAct
 from course.blocks.uib import FusedInvertedBottleneck, MobileMQABlock, UniversalInvertedBottleneck
-from course.models.twins import copy_state_by_name
+from course.models.twins import rename_by_patterns
 from course.models.zoo import Paper, register_model
 
 __all__ = ["CONV_SMALL", "HYBRID_MEDIUM", "MobileNetV4", "twin_mapping"]
@@ -123,7 +122,7 @@ def _block(spec: Spec, N: int, layer_scale) -> Tuple[nn.Module, int]:
     kind = spec[0]
     if kind == "conv":
         _, K, stride, M = spec
-        return ConvNorm(N, M, K, stride, act=nn.ReLU), M
+        return ConvBNAct(N, M, K, stride, act=nn.ReLU), M
     if kind == "fused_ib":
         _, K, stride, M, e = spec
         return FusedInvertedBottleneck(N, M, K, stride, e), M
@@ -155,7 +154,7 @@ class MobileNetV4(nn.Module):
         num_classes: int = 1000,
     ):
         super().__init__()
-        self.stem = ConvNorm(3, stem, 3, 2, act=nn.ReLU)
+        self.stem = ConvBNAct(3, stem, 3, 2, act=nn.ReLU)
         stages, N = [], stem
         for rows in table:
             blocks = []
@@ -164,7 +163,7 @@ class MobileNetV4(nn.Module):
                 blocks.append(block)
             stages.append(nn.Sequential(*blocks))
         self.blocks = nn.Sequential(*stages)
-        self.head = ConvNorm(N, head, 1, act=nn.ReLU)  # runs on the pooled (B, N, 1, 1) vector
+        self.head = ConvBNAct(N, head, 1, act=nn.ReLU)  # runs on the pooled (B, N, 1, 1) vector
         self.classifier = nn.Linear(head, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W)
@@ -199,13 +198,7 @@ TIMM_RENAMES = [
 def twin_mapping(model: nn.Module, twin: nn.Module) -> Dict[str, str]:
     """Course tensor name -> timm tensor name (:data:`TIMM_RENAMES`, applied in order), e.g.
     ``blocks.2.4.attn.key_down.bn.weight -> blocks.2.4.attn.key.norm.weight``."""
-    mapping = {}
-    for key in model.state_dict():
-        name = key
-        for pattern, repl in TIMM_RENAMES:
-            name = re.sub(pattern, repl, name)
-        mapping[key] = name
-    return mapping
+    return rename_by_patterns(model, TIMM_RENAMES)
 
 
 _CITATION = (
@@ -223,7 +216,7 @@ _CITATION = (
                 "MACs (multiply-adds), one decimal"),
     family="MobileNet",
     chapter=4,
-    twin_weights=lambda m, t: copy_state_by_name(m, t, twin_mapping(m, t)),
+    twin_mapping=twin_mapping,
 )
 def mobilenetv4_conv_small(num_classes: int = 1000) -> MobileNetV4:
     """MNv4-Conv-S (224x224): convs, then ExtraDW, IB and ConvNeXt-like UIBs; no attention."""
@@ -237,7 +230,7 @@ def mobilenetv4_conv_small(num_classes: int = 1000) -> MobileNetV4:
                 "MACs (multiply-adds), one decimal; course count 5.9% above it (see the module docstring)"),
     family="MobileNet",
     chapter=4,
-    twin_weights=lambda m, t: copy_state_by_name(m, t, twin_mapping(m, t)),
+    twin_mapping=twin_mapping,
     input_size=256,
 )
 def mobilenetv4_hybrid_medium(num_classes: int = 1000) -> MobileNetV4:

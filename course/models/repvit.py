@@ -12,7 +12,7 @@ bias per conv-BN pair and per token mixer, one linear head), what
 :func:`course.blocks.reparam.reparameterize_model` turns ``repvit_m0_9`` into.
 
 Twins: timm's ``repvit_m0_9`` and ``repvit_m1_0`` (``timm/models/repvit.py``); the deploy twin
-is timm's model after its ``fuse()``. :func:`twin_mapping` lists the name pairs of both.
+is timm's model re-parameterized by timm (its ``fuse()``). :func:`twin_mapping` lists the name pairs of both.
 
 **Paper numbers** (CVPR 2024 ImageNet-1K table; the same numbers head the authors' README,
 github.com/THU-MIG/RepViT, "Classification on ImageNet-1K", whose checkpoints are named
@@ -27,16 +27,18 @@ number could not be confirmed in this session (its values were read from the REA
 
 from __future__ import annotations
 
-import re
-from typing import Dict, Sequence
+import functools
+from collections import OrderedDict
+from typing import Dict, Optional, Sequence
 
 import torch
 from torch import nn
 
-from course.blocks.convnorm import ConvNorm
-from course.blocks.repvit import DistilledClassifier, RepViTBlock, RepViTDownsample
-from course.models.twins import copy_state_by_name
-from course.models.zoo import Paper, register_model
+from course.blocks.reparam import fuse_conv_bn_units
+from course.blocks.repvit import DistilledClassifier, RepViTBlock, RepViTDownsample, conv_bn
+from course.blocks.stage import Stage
+from course.models.twins import rename_by_patterns
+from course.models.zoo import Paper, register_train_and_deploy
 
 __all__ = ["CONFIGS", "RepViT", "twin_mapping"]
 
@@ -45,18 +47,6 @@ CONFIGS = {
     "m0_9": ((48, 96, 192, 384), (2, 2, 14, 2)),
     "m1_0": ((56, 112, 224, 448), (2, 2, 14, 2)),
 }
-
-
-class Stage(nn.Module):
-    """``downsample`` (or nothing) then ``blocks``."""
-
-    def __init__(self, downsample: nn.Module, blocks: Sequence[nn.Module]):
-        super().__init__()
-        self.downsample = downsample
-        self.blocks = nn.Sequential(*blocks)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.downsample(x))
 
 
 class RepViT(nn.Module):
@@ -81,14 +71,16 @@ class RepViT(nn.Module):
         super().__init__()
         if len(widths) != len(depths):
             raise ValueError(f"widths ({len(widths)} stages) and depths ({len(depths)} stages) differ in length")
-        self.stem = nn.Sequential()
-        self.stem.add_module("conv1", ConvNorm(3, widths[0] // 2, 3, 2, act=nn.GELU, deploy=deploy))
-        self.stem.add_module("conv2", ConvNorm(widths[0] // 2, widths[0], 3, 2, deploy=deploy))
+        self.stem = nn.Sequential(OrderedDict(
+            conv1=conv_bn(3, widths[0] // 2, 3, 2, deploy=deploy),
+            act1=nn.GELU(),
+            conv2=conv_bn(widths[0] // 2, widths[0], 3, 2, deploy=deploy),
+        ))
         stages, channels = [], widths[0]
         for i, (width, depth) in enumerate(zip(widths, depths)):
-            downsample = RepViTDownsample(channels, width, mlp_ratio, K, deploy) if i > 0 else nn.Identity()
+            downsample = RepViTDownsample(channels, width, mlp_ratio, K, deploy) if i > 0 else None
             blocks = [RepViTBlock(width, mlp_ratio, K, se=j % 2 == 0, deploy=deploy) for j in range(depth)]
-            stages.append(Stage(downsample, blocks))
+            stages.append(Stage(blocks, downsample))
             channels = width
         self.stages = nn.Sequential(*stages)
         self.head = DistilledClassifier(channels, num_classes, deploy)
@@ -99,16 +91,16 @@ class RepViT(nn.Module):
 
     @torch.no_grad()
     def reparameterize(self) -> None:
-        """Fold every remaining conv-BN pair (the token mixers and heads fold themselves)."""
-        for module in self.modules():
-            if isinstance(module, ConvNorm):
-                module.fuse()
+        """Fold every remaining conv-BN pair into one conv (the token mixers and the head fold
+        themselves first: :func:`course.blocks.reparam.reparameterize_model` reaches them before
+        this model-level step)."""
+        fuse_conv_bn_units(self)
 
 
-#: Course name part -> timm name part (regular expressions, in order), train and deploy.
+#: Course name part -> timm name part (regular expressions, in order), train and deploy alike.
 TIMM_RENAMES = [
     (r"\.token_mixer\.reparam\.", ".token_mixer."),  # deploy: the fused token mixer is timm's module itself
-    (r"\.conv\.conv\.weight$", ".conv.c.weight"),  # the token mixer's K x K branch (train)
+    (r"\.conv\.weight$", ".c.weight"),  # a ConvBN's conv (timm's ConvNorm calls it c); deployed, no such name
     (r"\.se\.reduce\.", ".se.fc1."),
     (r"\.se\.expand\.", ".se.fc2."),
     (r"^head\.fused\.", "head."),  # deploy: one linear head
@@ -116,35 +108,13 @@ TIMM_RENAMES = [
 ]
 
 
-def twin_mapping(model: nn.Module, twin: nn.Module) -> Dict[str, str]:
-    """Course tensor name -> timm tensor name. A course :class:`ConvNorm` (``conv``, ``bn``) is
-    timm's ``ConvNorm`` (``c``, ``bn``); deployed, timm replaces it by its fused conv, so
-    ``stem.conv1.conv.weight`` maps to ``stem.conv1.c.weight`` at train time and to
-    ``stem.conv1.weight`` deployed. The rest is :data:`TIMM_RENAMES`."""
-    deploy = not any(k.endswith("running_mean") for k in model.state_dict())
-    mapping = {}
-    for key in model.state_dict():
-        name = key
-        for pattern, repl in TIMM_RENAMES:
-            name = re.sub(pattern, repl, name)
-        if not re.search(r"token_mixer\.conv1\.", name) and not name.startswith("head"):
-            if deploy:
-                name = re.sub(r"\.conv\.(weight|bias)$", r".\1", name)  # ConvNorm -> its fused conv
-            else:
-                name = re.sub(r"\.conv\.weight$", ".c.weight", name)
-        mapping[key] = name
-    return mapping
-
-
-def copy_twin_weights(model: nn.Module, twin: nn.Module) -> None:
-    """Copy the timm twin's weights by :func:`twin_mapping`; a deploy-time ``model`` receives a
-    fused copy of a train-time twin (timm's ``fuse()``)."""
-    import copy
-
-    if not any(k.endswith("running_mean") for k in model.state_dict()) and \
-            any(k.endswith("running_mean") for k in twin.state_dict()):
-        twin = copy.deepcopy(twin).eval().fuse()
-    copy_state_by_name(model, twin, twin_mapping(model, twin))
+def twin_mapping(model: nn.Module, twin: Optional[nn.Module] = None) -> Dict[str, str]:
+    """Course tensor name -> timm tensor name (:data:`TIMM_RENAMES`). A course
+    :class:`~course.blocks.conv.ConvBN` (``conv``, ``bn``) is timm's ``ConvNorm`` (``c``, ``bn``);
+    deployed, both replace it by its fused conv, so ``stem.conv1.conv.weight`` maps to
+    ``stem.conv1.c.weight`` at train time and ``stem.conv1.weight`` is the same name in both
+    deployed models (the deploy twin is timm's re-parameterized model)."""
+    return rename_by_patterns(model, TIMM_RENAMES)
 
 
 _CITATION = (
@@ -155,28 +125,16 @@ _CITATION = (
 PAPER = {"m0_9": (5.1, 0.8, 78.7), "m1_0": (6.8, 1.1, 80.0)}
 
 
-def _register(size: str, deploy: bool) -> None:
-    widths, depths = CONFIGS[size]
-    params_m, macs_g, top1 = PAPER[size]
-    name = f"repvit_{size}" + ("_deploy" if deploy else "")
-
-    def build(num_classes: int = 1000) -> RepViT:
-        return RepViT(widths, depths, num_classes=num_classes, deploy=deploy)
-
-    build.__name__ = name
-    build.__doc__ = f"RepViT-{size[1:].replace('_', '.').upper()} ({'deploy' if deploy else 'train'}-time)."
-    register_model(
-        name,
-        twin=f"timm:repvit_{size}",
-        paper=Paper(params_m, macs_g, top1, _CITATION, 224,
+for _size, (_widths, _depths) in CONFIGS.items():
+    _params_m, _macs_g, _top1 = PAPER[_size]
+    register_train_and_deploy(
+        f"repvit_{_size}",
+        functools.partial(RepViT, _widths, _depths),
+        f"RepViT-{_size[1:].replace('_', '.').upper()}",
+        twin=f"timm:repvit_{_size}",
+        paper=Paper(_params_m, _macs_g, _top1, _CITATION, 224,
                     "GMACs (multiply-adds), one decimal; params deploy-time; top-1 with distillation"),
         family="RepViT",
         chapter=7,
-        twin_weights=copy_twin_weights,
-        deploy=deploy,
-    )(build)
-
-
-for _size in CONFIGS:
-    _register(_size, deploy=False)
-    _register(_size, deploy=True)
+        twin_mapping=twin_mapping,
+    )
