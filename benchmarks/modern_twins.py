@@ -5,7 +5,8 @@
 
 Per model: parameters (course / twin / paper), MACs (course counter / paper, at the paper's
 input size), the max abs output difference after copying the twin's seeded random weights
-(:func:`course.models.random_init.randomize`; batch 2, eval), and eager CPU latency, batch 1,
+(:func:`course.equivalence.randomize_weights`, each conv and linear layer at unit output
+deviation on a seeded example; batch 2, eval), and eager CPU latency, batch 1,
 one thread: :func:`course.latency.compare.measure_interleaved` (course and twin sampled in
 alternating rounds, at least 5 samples each, re-measured once when noisy), median ± IQR.
 A deploy-time model's twin is timm's re-parameterized model.
@@ -13,16 +14,15 @@ A deploy-time model's twin is timm's re-parameterized model.
 
 from __future__ import annotations
 
-import copy
 import sys
 
 import torch
 
 from course.cost import count
+from course.equivalence import randomize_weights
 from course.latency import environment
 from course.latency.compare import measure_interleaved
-from course.models import create_model, zoo
-from course.models.random_init import randomize
+from course.models import create_model, load_twin_weights, zoo
 from course.models.twins import create_twin
 
 NAMES = [
@@ -35,24 +35,25 @@ NAMES = [
 BUDGET_S = 4.0  # for the pair
 
 
-def deploy_twin(twin: torch.nn.Module, name: str) -> torch.nn.Module:
-    """timm's own re-parameterization of a train-time twin."""
-    if name.startswith("repvit"):
-        return copy.deepcopy(twin).eval().fuse()
+def random_twin(name: str, example: torch.Tensor) -> torch.nn.Module:
+    """The twin with seeded random weights (unit output deviation on ``example``); a deploy-time
+    twin is the random train-time twin re-parameterized by timm."""
+    entry = zoo[name]
+    if not entry.deploy:
+        return randomize_weights(create_twin(entry), seed=0, example=example).eval()
     from timm.utils import reparameterize_model
 
-    return reparameterize_model(copy.deepcopy(twin).eval())
+    train_twin = randomize_weights(create_twin(zoo[name.removesuffix("_deploy")]), seed=0, example=example)
+    return reparameterize_model(train_twin.eval())
 
 
 def row(name: str) -> dict:
     entry = zoo[name]
     size = entry.paper.input_size
-    twin = randomize(create_twin(entry), seed=0)
-    model = create_model(name).eval()
-    entry.twin_weights(model, twin)
-    if entry.deploy:
-        twin = deploy_twin(twin, name)
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    twin = random_twin(name, x)
+    model = create_model(name).eval()
+    load_twin_weights(model, twin, name)
     with torch.no_grad():
         diff = (model(x) - twin(x)).abs().max().item()
     x1 = x[:1]
