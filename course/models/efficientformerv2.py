@@ -152,7 +152,7 @@ def _register(size: str) -> None:
         name,
         twin=f"timm:{name}",
         paper=Paper(params_m, macs_g, top1, _CITATION.format(extra=extra), 224,
-                    "GMACs (multiply-adds); top-1 with distillation"),
+                    "GMACs (multiply-adds); top-1 with distillation", distilled=True),
         family="EfficientFormer",
         chapter=6,
         twin_mapping=twin_mapping,

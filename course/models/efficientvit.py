@@ -139,7 +139,8 @@ _CITATION = (
 @register_model(
     "efficientvit_b1",
     twin="timm:efficientvit_b1",
-    paper=Paper(9.1, 0.52, 79.39, _CITATION, 224, "MACs (multiply-adds); top-1 without distillation"),
+    paper=Paper(9.1, 0.52, 79.39, _CITATION, 224, "MACs (multiply-adds); top-1 without distillation",
+                distilled=False),
     family="EfficientViT",
     chapter=5,
     twin_mapping=twin_mapping,
@@ -221,7 +222,8 @@ _CITATION_M = (
 @register_model(
     "efficientvit_m0",
     twin="timm:efficientvit_m0",
-    paper=Paper(2.3, 0.079, 63.2, _CITATION_M, 224, "MFLOPs (= multiply-adds); top-1 without distillation"),
+    paper=Paper(2.3, 0.079, 63.2, _CITATION_M, 224, "MFLOPs (= multiply-adds); top-1 without distillation",
+                distilled=False),
     family="EfficientViT",
     chapter=5,
     twin_mapping=twin_mapping_m,

@@ -129,7 +129,7 @@ TIMM_RENAMES = [
     (r"\.reparam\.", ".reparam_conv."),  # a re-parameterized conv
     (r"\.branches\.", ".conv_kxk."),  # MobileOneUnit's K x K branches
     (r"\.scale\.", ".conv_scale."),  # ... and its 1x1 branch
-    (r"token_mixer\.norm\.", "token_mixer.norm.identity."),  # RepMixer's BatchNorm (timm: a MobileOne block of it alone)
+    (r"token_mixer\.norm\.", "token_mixer.norm.identity."),  # RepMixer's BatchNorm (timm: a MobileOne block, BN only)
     (r"\.(layer_scale(?:_\d)?)\.scale$", r".\1.gamma"),
     (r"\.se\.reduce\.", ".se.fc1."),
     (r"\.se\.expand\.", ".se.fc2."),
@@ -164,7 +164,7 @@ for _size, (_depths, _widths, _mlp_ratio, _attention_last) in CONFIGS.items():
         f"FastViT-{_size.upper()} (256x256)",
         twin=f"timm:fastvit_{_size}",
         paper=Paper(_params_m, _macs_g, _top1, _CITATION.format(row=_row), 256,
-                    "GFLOPs (= multiply-adds), one decimal; top-1 without distillation"),
+                    "GFLOPs (= multiply-adds), one decimal; top-1 without distillation", distilled=False),
         family="FastViT",
         chapter=7,
         twin_mapping=twin_mapping,

@@ -133,7 +133,7 @@ for _size, (_widths, _depths) in CONFIGS.items():
         f"RepViT-{_size[1:].replace('_', '.').upper()}",
         twin=f"timm:repvit_{_size}",
         paper=Paper(_params_m, _macs_g, _top1, _CITATION, 224,
-                    "GMACs (multiply-adds), one decimal; params deploy-time; top-1 with distillation"),
+                    "GMACs (multiply-adds), one decimal; params deploy-time; top-1 with distillation", distilled=True),
         family="RepViT",
         chapter=7,
         twin_mapping=twin_mapping,
