@@ -15,7 +15,7 @@ from course.models import create_model, list_models, load_twin_weights, zoo
 from course.models.twins import copy_state_by_name, create_twin
 
 #: Small enough for ``make test-fast``; every other twin is marked slow.
-FAST = {"squeezenet1_1", "mobilenetv3_small_100", "shufflenet_v2_x0_5"}
+FAST = {"squeezenet1_1", "mobilenetv3_small_100", "shufflenet_v2_x0_5", "mobilenetv4_conv_small", "efficientvit_m0"}
 TWINNED = [name for name in list_models() if zoo[name].twin]
 
 
