@@ -11,17 +11,22 @@ once for the block and its closed-form cost (e.g. :func:`check_shuffle_v1_unit` 
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 __all__ = [
     "check_conv",
     "check_inverted_residual",
+    "check_lite_mla",
+    "check_mobile_mqa",
+    "check_uib",
     "check_shuffle_v1_unit",
     "check_shuffle_v2_unit",
     "check_window_shift",
+    "make_divisible",
     "mbconv_se_width",
     "require_divides",
     "require_non_negative",
+    "require_positive_number",
     "require_odd",
     "require_positive",
     "require_stride",
@@ -50,6 +55,18 @@ def require_positive(**values: int) -> None:
     for name, value in values.items():
         if not _is_int(value) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {name}={value!r}")
+
+
+def require_positive_number(**values: float) -> None:
+    """Each keyword's value is a real number > 0 (an expansion ratio, a width multiplier).
+
+    >>> require_positive_number(expansion=0)
+    Traceback (most recent call last):
+    ValueError: expansion must be a positive number, got expansion=0
+    """
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{name} must be a positive number, got {name}={value!r}")
 
 
 def require_non_negative(note: str = "", **values: int) -> None:
@@ -90,6 +107,21 @@ def require_stride(stride: int) -> None:
         raise ValueError(f"stride must be 1 or 2, got stride={stride}")
 
 
+def make_divisible(value: float, divisor: int = 8, round_limit: float = 0.9) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor`` (at least ``divisor``), never
+    below ``round_limit * value`` -- the rule MobileNetV2/V3/V4 use for every channel count
+    (the same as timm's and TensorFlow's ``_make_divisible``). Here, beside the checks, so that
+    a block and its closed-form cost (``course.cost``) compute the same widths.
+
+    >>> make_divisible(18), make_divisible(30), make_divisible(88.08)
+    (24, 32, 88)
+    """
+    new_value = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if new_value < round_limit * value:
+        new_value += divisor
+    return new_value
+
+
 # --- block configurations (the block and its formula share them) --------------------------------
 
 
@@ -121,6 +153,40 @@ def mbconv_se_width(N: int, expansion: int, se_ratio: float) -> int:
     if se_ratio and R < 1:
         raise ValueError(f"se_ratio={se_ratio} leaves no SE channel for N={N}")
     return R
+
+
+def check_uib(N: int, M: int, start_K: int, mid_K: int, stride: int, expansion: float) -> int:
+    """MobileNetV4's Universal Inverted Bottleneck: positive channels; ``start_K`` and ``mid_K``
+    each 0 (that depthwise conv is absent) or odd; ``stride`` 1 or 2, and a depthwise conv to
+    carry a stride of 2; a positive ``expansion``. Returns the expanded width
+    ``mid = make_divisible(N · expansion)``.
+
+    >>> check_uib(24, 24, 3, 5, 1, 4.0)
+    96
+    """
+    require_positive(N=N, M=M)
+    for name, K in (("start_K", start_K), ("mid_K", mid_K)):
+        if not _is_int(K) or K < 0 or (K and K % 2 == 0):
+            raise ValueError(f"{name} must be 0 (no depthwise conv) or an odd positive integer, got {name}={K!r}")
+    require_stride(stride)
+    if stride == 2 and not (start_K or mid_K):
+        raise ValueError("stride=2 needs a depthwise conv to carry it (start_K or mid_K > 0)")
+    require_positive_number(expansion=expansion)
+    return make_divisible(N * expansion)
+
+
+def check_mobile_mqa(dim: int, heads: int, key_dim: int, value_dim: int, kv_stride: int, dw_K: int) -> None:
+    """MobileNetV4's Mobile MQA: positive widths, heads and key/value stride, and an odd kernel
+    ``dw_K`` for the strided depthwise conv that shrinks the keys' and values' map."""
+    require_positive(dim=dim, heads=heads, key_dim=key_dim, value_dim=value_dim, kv_stride=kv_stride)
+    require_odd(dw_K=dw_K)
+
+
+def check_lite_mla(dim: int, heads: int, scales: Sequence[int]) -> None:
+    """EfficientViT's multi-scale ReLU linear attention: ``heads`` divides ``dim`` (heads of
+    width ``dim / heads``), and every aggregation kernel of ``scales`` is odd."""
+    require_divides("heads", heads, dim=dim)
+    require_odd(**{f"scales[{i}]": s for i, s in enumerate(scales)})
 
 
 def check_shuffle_v1_unit(N: int, M: int, groups: int, stride: int, bottleneck: Optional[int],

@@ -16,7 +16,7 @@ True
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
@@ -56,7 +56,7 @@ def randomize_bn(model: nn.Module, seed: int = 0, scale: Tuple[float, float] = (
 
 
 @torch.no_grad()
-def randomize_weights(model: nn.Module, seed: int = 0) -> nn.Module:
+def randomize_weights(model: nn.Module, seed: int = 0, example: Optional[torch.Tensor] = None) -> nn.Module:
     """Seeded random weights that keep activations alive through a deep net, then
     :func:`randomize_bn` (in place; returns ``model``).
 
@@ -65,6 +65,17 @@ def randomize_weights(model: nn.Module, seed: int = 0) -> nn.Module:
     every other parameter (biases, shifts) ``U(-0.1, 0.1)``; batch norms as
     :func:`randomize_bn` with ``gamma ~ U(0.5, 1.5)`` and ``running_var ~ U(0.5, 1.5)`` (mean 1
     for both: the activations of a deep network neither fade nor explode).
+
+    A fixed rule keeps the scale only where its assumptions hold (He's: a ReLU after every
+    layer). Residual transformers, layer scales stored as ``(C, 1, 1)`` or re-parameterizable
+    branches that add up make the activations explode (1e12 at the output of a random
+    FastViT-T8) or fade, and a float32 comparison then compares rounding noise. With
+    ``example`` (an input of the model, e.g. a seeded ``(2, 3, 224, 224)`` batch) the scale is
+    preserved by measurement instead (LSUV: Mishkin & Matas, "All you need is a good init",
+    ICLR 2016): one eval-mode forward pass on ``example`` in which every ``nn.Conv2d`` and
+    ``nn.Linear``, in the order the pass reaches it, has its weight divided by the standard
+    deviation of its output (bias left out), so that every such output has unit standard
+    deviation on ``example``. The weights stay seeded random values, one scale factor per layer.
     """
     generator = torch.Generator().manual_seed(seed)
     for name, p in model.named_parameters():
@@ -75,7 +86,41 @@ def randomize_weights(model: nn.Module, seed: int = 0) -> nn.Module:
             p.copy_(torch.rand(p.shape, generator=generator) + 0.5)
         else:
             p.copy_(torch.rand(p.shape, generator=generator) * 0.2 - 0.1)
-    return randomize_bn(model, seed, scale=(0.5, 1.5), variance=(0.5, 1.5))
+    randomize_bn(model, seed, scale=(0.5, 1.5), variance=(0.5, 1.5))
+    if example is not None:
+        _unit_output_std(model, example)
+    return model
+
+
+@torch.no_grad()
+def _unit_output_std(model: nn.Module, example: torch.Tensor) -> None:
+    """Rescale each conv/linear weight, in forward order, so that its output on ``example`` has
+    unit standard deviation (the bias added after the rescaling)."""
+    done = set()
+
+    def rescale(module: nn.Module, inputs, out: torch.Tensor) -> Optional[torch.Tensor]:
+        if module in done:  # a module called twice is rescaled once
+            return None
+        done.add(module)
+        bias = module.bias
+        if bias is not None and isinstance(module, nn.Conv2d):
+            bias = bias.view(1, -1, 1, 1)  # (1, M, 1, 1) against (B, M, H, W)
+        linear_part = out if bias is None else out - bias
+        std = linear_part.std().item()
+        if not std > 0:
+            return None
+        module.weight.div_(std)
+        return linear_part / std if bias is None else linear_part / std + bias
+
+    handles = [m.register_forward_hook(rescale) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    training = model.training
+    try:
+        model.eval()  # not chained: some modules' train() returns None (timm's Attention2d)
+        model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(training)
 
 
 def max_relative_diff(got: torch.Tensor, expected: torch.Tensor) -> float:

@@ -73,11 +73,26 @@ def test_capstone_covers_the_talk_with_cited_numbers():
         assert spec.fallback.split(":")[0] in ("timm", "torchvision")
     # Re-parameterized models are measured in their deploy form.
     assert all(s.name.endswith("_deploy") for s in ch08.CAPSTONE if s.label.endswith("(deploy)"))
-    # The published numbers kept here (papers' tables, torchvision's docs).
+    # The published numbers (papers' tables, torchvision's docs): EfficientFormerV2's from the zoo,
+    # ResNet-50's kept here (the zoo does not build it); one source for each model.
+    assert [(p.params_m, p.macs_g, p.top1) for p in (zoo[f"efficientformerv2_s{i}"].paper for i in range(3))] == [
+        (3.5, 0.40, 75.7), (6.1, 0.65, 79.0), (12.6, 1.25, 81.6)]
     extra = ch08.CAPSTONE_EXTRA
-    assert [(extra[f"efficientformerv2_s{i}"].params_m, extra[f"efficientformerv2_s{i}"].macs_g,
-             extra[f"efficientformerv2_s{i}"].top1) for i in range(3)] == [(3.5, 0.40, 75.7), (6.1, 0.65, 79.0), (12.6, 1.25, 81.6)]
     assert (extra["resnet50"].params_m, extra["resnet50"].macs_g, extra["resnet50"].top1) == (25.6, 4.1, 76.13)
+    assert not set(extra) & set(zoo)
+
+
+def test_distilled_reads_the_zoo_and_the_hand_entries_of_the_others():
+    """Oracle: the papers. EfficientFormerV2 (Table 2) reports its top-1 with a RegNetY-16GF teacher;
+    MobileNet, ShuffleNet, MnasNet, RepVGG, MobileOne (its distilled rows are separate), PoolFormer,
+    PVTv2, Swin and torchvision's ResNet-50 did not use one."""
+    assert ch08.DISTILLED == {"efficientformerv2_s0", "efficientformerv2_s1", "efficientformerv2_s2"}
+    for spec in ch08.CAPSTONE:
+        paper, _ = ch08.published(spec)
+        assert ch08.distilled(spec) is paper.distilled is (spec.name in ch08.DISTILLED), spec.name
+    assert ch08.distilled(ch08._spec("resnet50")) is False  # a hand entry: torchvision's recipe has no teacher
+    unknown = ch08.CapstoneModel("not in the zoo", "not_in_zoo", "timm:resnet18", "CNN")
+    assert ch08.distilled(unknown) is None
 
 
 @pytest.mark.slow
@@ -87,7 +102,7 @@ def test_extra_models_published_size_matches_the_built_twin():
         model, paper, source, note = ch08.build_capstone_model(ch08._spec(name))
         params_m = sum(p.numel() for p in model.parameters()) / 1e6
         assert params_m == pytest.approx(paper.params_m, abs=0.15), (name, params_m)
-        assert source in ("timm", "torchvision") and note == ""
+        assert source in ("timm", "torchvision", "course zoo") and note == ""  # EfficientFormerV2: in the zoo since issue 14
 
 
 def test_missing_zoo_entry_falls_back_to_the_twin_with_a_note():

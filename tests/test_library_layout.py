@@ -34,8 +34,9 @@ def test_one_device_chooser_one_stderr_silencer_one_bn_randomizer():
     silencers = [p.relative_to(ROOT).as_posix() for p in files
                  if "os.dup2(" in p.read_text() and "devnull" in p.read_text()]
     assert silencers == ["course/latency/quiet.py"]
-    assert [p.relative_to(ROOT).as_posix() for p in files if _defines(p, "randomize_bn")] == [
-        "course/equivalence.py"]
+    for name in ("randomize_bn", "randomize_weights"):  # one seeded randomizer (its options cover the cases)
+        assert [p.relative_to(ROOT).as_posix() for p in files if _defines(p, name)] == ["course/equivalence.py"]
+    assert [p.relative_to(ROOT).as_posix() for p in files if _defines(p, "randomize")] == []
     for name in ("peak_memory_bytes", "peak_activation_bytes", "max_relative_diff", "pareto_front"):
         where = [p.relative_to(ROOT).as_posix() for p in files if _defines(p, name)]
         assert len(where) == 1 and not where[0].startswith("course/chapters/"), (name, where)

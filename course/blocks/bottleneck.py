@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from course.blocks.conv import ConvBN, ConvBNAct
-from course.checks import check_inverted_residual, mbconv_se_width, require_positive, require_stride
+from course.checks import check_inverted_residual, make_divisible, mbconv_se_width, require_positive, require_stride
 
 __all__ = [
     "InvertedResidual",
@@ -31,24 +31,10 @@ __all__ = [
     "MobileNetV3Block",
     "ResNetBottleneck",
     "SqueezeExcite",
-    "make_divisible",
+    "make_divisible",  # defined in course.checks: the closed-form costs round widths by it too
 ]
 
 Activation = Type[nn.Module]  # a class such as nn.ReLU, nn.ReLU6, nn.Hardswish
-
-
-def make_divisible(value: float, divisor: int = 8, round_limit: float = 0.9) -> int:
-    """``value`` rounded to the nearest multiple of ``divisor`` (at least ``divisor``), never
-    below ``round_limit * value`` -- the rule MobileNetV2/V3 use for every channel count
-    (the same as timm's and TensorFlow's ``_make_divisible``).
-
-    >>> make_divisible(18), make_divisible(30), make_divisible(88.08)
-    (24, 32, 88)
-    """
-    new_value = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    if new_value < round_limit * value:
-        new_value += divisor
-    return new_value
 
 
 class ResNetBottleneck(nn.Module):

@@ -113,7 +113,12 @@ class ConvBN(nn.Sequential):
     A *linear* unit (no activation): the projection of an inverted residual, a branch of a
     re-parameterizable block, the depthwise conv of a ShuffleNet unit. No conv bias: the batch
     norm's shift plays its role. Shapes: ``(B, N, H, W) -> (B, M, H', W')``. Children: ``conv``,
-    ``bn``.
+    ``bn``. In eval mode it is one conv with a bias (:func:`course.blocks.reparam.fuse_conv_bn`).
+
+    Args:
+        bias: give the conv a bias anyway. It adds nothing a network could not do without (the
+            batch norm's shift absorbs it) but some released networks have one
+            (EfficientFormerV2), and a twin's weights need a place to go.
 
     Raises:
         ValueError: naming the parameter (non-positive sizes, even ``K``, ``groups`` that does
@@ -127,10 +132,11 @@ class ConvBN(nn.Sequential):
         K: int,
         stride: int = 1,
         groups: int = 1,
+        bias: bool = False,
     ):
         super().__init__()
         check_conv(N, M, K, stride, groups)
-        self.conv = nn.Conv2d(N, M, K, stride, padding=K // 2, groups=groups, bias=False)
+        self.conv = nn.Conv2d(N, M, K, stride, padding=K // 2, groups=groups, bias=bias)
         self.bn = nn.BatchNorm2d(M)
 
 
@@ -151,8 +157,9 @@ class ConvBNAct(ConvBN):
         stride: int = 1,
         groups: int = 1,
         act: Optional[Type[nn.Module]] = nn.ReLU,
+        bias: bool = False,
     ):
-        super().__init__(N, M, K, stride, groups)
+        super().__init__(N, M, K, stride, groups, bias)
         if act is not None:
             self.act = act()
 
@@ -175,6 +182,8 @@ class DepthwiseSeparableConv(nn.Module):
     Args:
         act: ``nn.ReLU`` in the paper's text; ``nn.ReLU6`` in the authors' TF-slim release and
             in timm (see :mod:`course.models.mobilenetv1`); built in place, as timm does.
+        pointwise_act: ``False`` leaves the pointwise conv linear (``act_pw`` an ``nn.Identity``),
+            as EfficientViT's stem does (:mod:`course.models.efficientvit`).
     """
 
     def __init__(
@@ -184,6 +193,7 @@ class DepthwiseSeparableConv(nn.Module):
         K: int = 3,
         stride: int = 1,
         act: Type[nn.Module] = nn.ReLU,
+        pointwise_act: bool = True,
     ):
         super().__init__()
         self.conv_dw = DepthwiseConv(N, K, stride)
@@ -191,7 +201,7 @@ class DepthwiseSeparableConv(nn.Module):
         self.act_dw = act(inplace=True)
         self.conv_pw = PointwiseConv(N, M)
         self.bn_pw = nn.BatchNorm2d(M)
-        self.act_pw = act(inplace=True)
+        self.act_pw = act(inplace=True) if pointwise_act else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, N, H, W)
         x = self.act_dw(self.bn_dw(self.conv_dw(x)))  # (B, N, H', W'): filter each channel

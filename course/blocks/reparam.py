@@ -31,7 +31,7 @@ Both blocks are a :class:`ReparamConv`, whose ``reparameterize()`` folds every b
 from __future__ import annotations
 
 import copy
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Type
 
 import torch
 from torch import nn
@@ -48,6 +48,7 @@ __all__ = [
     "conv_with",
     "fold_bn",
     "fuse_conv_bn",
+    "fuse_conv_bn_units",
     "identity_kernel",
     "pad_kernel",
     "reparameterize_model",
@@ -100,6 +101,16 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
         return conv_with(conv, *fold_bn(conv.weight, bn, conv.bias))
 
 
+def fuse_conv_bn_units(module: nn.Module) -> None:
+    """Replace, in place, every :class:`~course.blocks.conv.ConvBN` below ``module`` (that class
+    exactly: a conv-BN pair without activation) by the one conv :func:`fuse_conv_bn` makes of
+    it, equal in eval mode: the deploy form of a network built from conv-BN pairs (RepViT)."""
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is ConvBN:
+                setattr(parent, name, fuse_conv_bn(child.conv, child.bn))
+
+
 def pad_kernel(kernel: torch.Tensor, K: int) -> torch.Tensor:
     """Zero-pad a ``(M, N/G, k, k)`` kernel to ``(M, N/G, K, K)``, keeping it centred.
 
@@ -145,6 +156,10 @@ class ReparamConv(nn.Module):
         deploy: build ``reparam`` directly instead of the branches.
         branches: ``{name: module or None}`` of the train-time branches, built only when not
             ``deploy``; the names are what :meth:`reparameterize` drops (with ``identity``).
+        act: the activation class after the sum (``nn.ReLU``, built in place as timm builds
+            RepVGG's and MobileOne's; FastViT's units use ``nn.GELU``), or ``None`` for none.
+        identity: add the identity-BN branch when ``N == M`` and ``stride == 1`` (RepLKNet's
+            large-kernel conv has none).
     """
 
     def __init__(
@@ -156,6 +171,8 @@ class ReparamConv(nn.Module):
         groups: int,
         deploy: bool,
         branches: Callable[[], Dict[str, Optional[nn.Module]]],
+        act: Optional[Type[nn.Module]] = nn.ReLU,
+        identity: bool = True,
     ):
         super().__init__()
         check_conv(N, M, K, stride, groups)
@@ -167,15 +184,19 @@ class ReparamConv(nn.Module):
             self.reparam = nn.Conv2d(N, M, K, stride, K // 2, groups=groups, bias=True)
             self.branch_names = ("identity",)
         else:
-            self.identity = nn.BatchNorm2d(M) if N == M and stride == 1 else None
+            self.identity = nn.BatchNorm2d(M) if identity and N == M and stride == 1 else None
             built = branches()
             for name, module in built.items():
                 setattr(self, name, module)
             self.branch_names = ("identity", *built)
-        self.act = nn.ReLU(inplace=True)
+        if act is None:
+            self.act = nn.Identity()
+        else:
+            self.act = nn.ReLU(inplace=True) if act is nn.ReLU else act()
 
     def conv_branches(self) -> List[ConvBN]:
-        """The conv-BN branches, in the order they are summed (1x1 first, as timm)."""
+        """The conv-BN branches, in the order they are summed (1x1 first, as timm), a ``K x K``
+        one last (its conv's geometry is the deploy-time conv's)."""
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, N, H, W) -> (B, M, H', W')
@@ -194,7 +215,10 @@ class ReparamConv(nn.Module):
 
     def equivalent_kernel(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """The ``(M, N/G, K, K)`` kernel and ``(M,)`` bias of the single deploy-time conv:
-        every branch folded (:func:`fold_bn`), padded to ``K x K`` (:func:`pad_kernel`) and summed."""
+        every branch folded (:func:`fold_bn`), padded to ``K x K`` (:func:`pad_kernel`) and summed
+        (once re-parameterized: ``reparam``'s weight and bias)."""
+        if self.reparam is not None:
+            return self.reparam.weight, self.reparam.bias
         weight, bias = 0, 0
         for branch in self.conv_branches():
             w, b = fold_bn(branch.conv.weight, branch.bn)
@@ -262,6 +286,7 @@ class MobileOneUnit(ReparamConv):
         num_branches: k, the number of KxK-BN branches (the paper's over-parameterization factor).
         se: add a Squeeze-and-Excitation (``M -> M/16 -> M``) after the sum (MobileOne-S4).
         deploy: build the deploy-time form (one conv with bias) directly.
+        act: the activation class (ReLU in MobileOne, GELU in FastViT's units) or ``None``.
     """
 
     def __init__(
@@ -274,12 +299,13 @@ class MobileOneUnit(ReparamConv):
         num_branches: int = 1,
         se: bool = False,
         deploy: bool = False,
+        act: Optional[Type[nn.Module]] = nn.ReLU,
     ):
         require_positive(num_branches=num_branches)
         super().__init__(N, M, K, stride, groups, deploy, lambda: {
             "branches": nn.ModuleList(ConvBN(N, M, K, stride, groups) for _ in range(num_branches)),
             "scale": ConvBN(N, M, 1, stride, groups) if K > 1 else None,
-        })
+        }, act)
         if se:
             self.se = SqueezeExcite(M, M // 16)
 

@@ -5,7 +5,8 @@ accuracy-vs-latency capstone.
 * :func:`layer_figure`, :func:`roofline_figure` -- FLOPs vs time per layer, achieved GMAC/s per
   operator type, and the layers on the device's measured roofline.
 * :data:`CAPSTONE` -- the models of the talk; :data:`CAPSTONE_EXTRA` -- published numbers of
-  those not in the course zoo (cited); :func:`capstone_table` measures them on this device
+  those not in the course zoo (cited); :data:`DISTILLED` -- those whose published top-1 was
+  trained with a teacher (:func:`distilled`); :func:`capstone_table` measures them on this device
   (eager PyTorch and ONNX Runtime); :func:`pareto_front`; :func:`capstone_figure`;
   :func:`is_cnn_enough`; :func:`capstone_widget` (device, threads, batch size, backend).
 """
@@ -44,6 +45,7 @@ __all__ = [
     "capstone_table",
     "capstone_widget",
     "cold_vs_warm",
+    "distilled",
     "format_capstone",
     "is_cnn_enough",
     "layer_figure",
@@ -173,39 +175,19 @@ def roofline_figure(roofline, points=(), title: str = ""):
 
 # --- the capstone: the models of the talk ---------------------------------------------------------
 
-#: Published numbers of the capstone models that the course zoo does not build.
+#: Published numbers of the capstone models that the course zoo does not build, each with a hand
+#: entry ``distilled`` (whether its top-1 was trained with a teacher network) from its source.
 CAPSTONE_EXTRA: Dict[str, Paper] = {
-    "efficientformerv2_s0": Paper(
-        3.5, 0.40, 75.7,
-        "Li, Hu, Wen, Evangelidis, Salahi, Wang, Tulyakov, Ren. Rethinking Vision Transformers for "
-        "MobileNet Size and Speed (EfficientFormerV2). ICCV 2023, Table 2 (ImageNet-1K, 224, "
-        "trained with distillation as in the paper's recipe)",
-        convention="GMACs",
-    ),
-    "efficientformerv2_s1": Paper(
-        6.1, 0.65, 79.0,
-        "Li et al. EfficientFormerV2, ICCV 2023, Table 2 (ImageNet-1K, 224, with distillation)",
-        convention="GMACs",
-    ),
-    "efficientformerv2_s2": Paper(
-        12.6, 1.25, 81.6,
-        "Li et al. EfficientFormerV2, ICCV 2023, Table 2 (ImageNet-1K, 224, with distillation)",
-        convention="GMACs",
-    ),
     "resnet50": Paper(
         25.6, 4.1, 76.13,
         "He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016 (ResNet-50; the "
         "paper's Table 1 gives 3.8 GFLOPs for v1, torchvision builds v1.5 with stride 2 in the 3x3: "
-        "4.1 GMACs). Top-1 76.13 is torchvision's ResNet50_Weights.IMAGENET1K_V1 (torchvision docs)",
+        "4.1 GMACs). Top-1 76.13 is torchvision's ResNet50_Weights.IMAGENET1K_V1 (torchvision docs; "
+        "its recipe has no teacher)",
         convention="FLOPs (= multiply-adds)",
+        distilled=False,
     ),
 }
-
-
-#: Models whose published top-1 was trained with knowledge distillation (a teacher network);
-#: the others' numbers were not, so the capstone table shows a "distilled" column.
-#: EfficientFormerV2 (Li et al., ICCV 2023, Table 2) reports its accuracy with distillation.
-DISTILLED = frozenset({"efficientformerv2_s0", "efficientformerv2_s1", "efficientformerv2_s2"})
 
 
 @dataclass(frozen=True)
@@ -265,6 +247,22 @@ def published(spec: CapstoneModel) -> Tuple[Optional[Paper], str]:
     if spec.name in zoo:
         return zoo[spec.name].paper, "course zoo"
     return CAPSTONE_EXTRA.get(spec.name), spec.fallback.split(":")[0]
+
+
+def distilled(spec: CapstoneModel) -> Optional[bool]:
+    """Whether ``spec``'s published top-1 was trained with knowledge distillation (a teacher
+    network): the zoo's :attr:`~course.models.zoo.Paper.distilled` for a zoo model, the hand
+    entry of :data:`CAPSTONE_EXTRA` for a model only timm/torchvision build; ``None`` when
+    neither knows."""
+    paper, _ = published(spec)
+    return None if paper is None else paper.distilled
+
+
+#: The capstone models whose published top-1 was trained with a teacher network (read from the
+#: zoo's papers and :data:`CAPSTONE_EXTRA` by :func:`distilled`): the capstone table's
+#: "distilled" column and the stars of its figure. EfficientFormerV2 (Li et al., ICCV 2023,
+#: Table 2) reports its accuracy with distillation.
+DISTILLED = frozenset(spec.name for spec in CAPSTONE if distilled(spec))
 
 
 def build_capstone_model(spec: CapstoneModel) -> Tuple[nn.Module, Optional[Paper], str, str]:

@@ -21,7 +21,7 @@ MACs in short (``H', W'`` after the stride, ``R`` the SE width):
 
 from __future__ import annotations
 
-from course.checks import check_inverted_residual, mbconv_se_width, require_positive, require_stride
+from course.checks import check_inverted_residual, make_divisible, mbconv_se_width, require_positive, require_stride
 from course.cost.formulas import Cost, conv2d, conv_output_size
 
 __all__ = [
@@ -171,11 +171,8 @@ def mobilenetv3_block(
 
 def se_width(mid: int, divisor: int = 8) -> int:
     """MobileNetV3's SE width: ``mid / 4`` rounded to a multiple of 8, never below 90% of it
-    (``make_divisible``; the same rule as :func:`course.blocks.bottleneck.make_divisible`,
-    repeated here so that ``course.cost`` imports no model code)."""
-    value = mid / 4
-    width = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return width + divisor if width < 0.9 * value else width
+    (:func:`course.checks.make_divisible`, the rule the block uses too)."""
+    return make_divisible(mid / 4, divisor)
 
 
 def resnet_bottleneck(

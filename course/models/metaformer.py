@@ -103,7 +103,7 @@ def twin_mapping(model: nn.Module, twin: nn.Module) -> Dict[str, str]:
 @register_model(
     "poolformer_s12",
     twin="timm:poolformer_s12",
-    paper=Paper(12.0, 1.8, 77.2, POOLFORMER, 224, "MACs"),
+    paper=Paper(12.0, 1.8, 77.2, POOLFORMER, 224, "MACs", distilled=False),
     family="MetaFormer",
     chapter=6,
     twin_mapping=twin_mapping,

@@ -69,6 +69,7 @@ class MnasNetA1(InvertedResidualNet):
         ),
         input_size=224,
         convention="Mult-Adds (multiply-adds = MACs)",
+        distilled=False,
     ),
     family="MnasNet",
     chapter=4,

@@ -189,6 +189,7 @@ def _paper(alpha: float) -> Paper:
         citation=f"{_CITATION} (Table 6, '{alpha} MobileNet-224'; Table 8 for 1.0)",
         input_size=224,
         convention=_CONVENTION,
+        distilled=False,
     )
 
 

@@ -101,6 +101,7 @@ class MobileNetV2(InvertedResidualNet):
         ),
         input_size=224,
         convention="MAdds (multiply-adds = MACs)",
+        distilled=False,
     ),
     family="MobileNet",
     chapter=4,

@@ -155,7 +155,7 @@ def twin_mapping(model: nn.Module, twin: nn.Module) -> Dict[str, str]:
 @register_model(
     "pvt_tiny",
     twin=None,
-    paper=Paper(13.2, 1.9, 75.1, PVT_V1, 224, "GFLOPs (= multiply-adds)"),
+    paper=Paper(13.2, 1.9, 75.1, PVT_V1, 224, "GFLOPs (= multiply-adds)", distilled=False),
     family="PVT",
     chapter=5,
 )
@@ -169,7 +169,7 @@ def pvt_tiny(**kwargs) -> PyramidVisionTransformer:
 @register_model(
     "pvt_v2_b0",
     twin="timm:pvt_v2_b0",
-    paper=Paper(3.4, 0.6, 70.5, PVT_V2, 224, "GFLOPs (= multiply-adds)"),
+    paper=Paper(3.4, 0.6, 70.5, PVT_V2, 224, "GFLOPs (= multiply-adds)", distilled=False),
     family="PVT",
     chapter=5,
     twin_mapping=twin_mapping,

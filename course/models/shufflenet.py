@@ -253,6 +253,7 @@ def _register_v1(groups: int, scale: float) -> None:
         top1=round(100 - error, 1),
         citation=_V1_CITATION.format(table=table),
         convention=_V1_CONVENTION,
+        distilled=False,
     )
 
     def builder(**kwargs) -> nn.Module:
@@ -271,6 +272,7 @@ def _register_v2(width: float) -> None:
         top1=round(100 - error, 1),
         citation=_V2_CITATION,
         convention=_V2_CONVENTION,
+        distilled=False,
     )
 
     def builder(**kwargs) -> nn.Module:

@@ -85,7 +85,7 @@ def twin_mapping(model: nn.Module, twin: nn.Module) -> Dict[str, str]:
 @register_model(
     "swin_tiny_patch4_window7_224",
     twin="timm:swin_tiny_patch4_window7_224",
-    paper=Paper(29.0, 4.5, 81.3, SWIN, 224, "FLOPs (= multiply-adds)"),
+    paper=Paper(29.0, 4.5, 81.3, SWIN, 224, "FLOPs (= multiply-adds)", distilled=False),
     family="Swin",
     chapter=5,
     twin_mapping=twin_mapping,

@@ -8,13 +8,14 @@ one call that does both.
 
 from __future__ import annotations
 
-from typing import Dict, Mapping
+import re
+from typing import Dict, Mapping, Sequence, Tuple
 
 from torch import nn
 
 from course.models.zoo import ZooEntry
 
-__all__ = ["copy_state_by_name", "create_twin", "rename_prefixes"]
+__all__ = ["copy_state_by_name", "create_twin", "rename_by_patterns", "rename_prefixes"]
 
 
 def create_twin(entry: ZooEntry, **kwargs) -> nn.Module:
@@ -87,4 +88,21 @@ def rename_prefixes(model: nn.Module, prefixes: Mapping[str, str]) -> Dict[str, 
                 theirs = prefixes[prefix] + key[len(prefix):]
                 break
         mapping[key] = theirs
+    return mapping
+
+
+def rename_by_patterns(model: nn.Module, patterns: Sequence[Tuple[str, str]]) -> Dict[str, str]:
+    """``{name: twin name}`` for every tensor of ``model``: each ``(regular expression,
+    replacement)`` of ``patterns`` applied to the name in order (``re.sub``); a name no pattern
+    matches stays as it is.
+
+    >>> rename_by_patterns(nn.Sequential(nn.Linear(2, 2)), [(r"^0\\.", "fc.")])
+    {'0.weight': 'fc.weight', '0.bias': 'fc.bias'}
+    """
+    mapping = {}
+    for key in model.state_dict():
+        name = key
+        for pattern, replacement in patterns:
+            name = re.sub(pattern, replacement, name)
+        mapping[key] = name
     return mapping

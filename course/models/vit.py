@@ -21,7 +21,8 @@ from course.models.zoo import Paper, register_model
 DEIT = (
     "Touvron, Cord, Douze, Massa, Sablayrolles, Jégou, \"Training data-efficient image transformers "
     "& distillation through attention\", ICML 2021 (DeiT-{size} = ViT-{size}/16 at 224 trained on "
-    "ImageNet-1k: parameters and top-1); the GFLOPs as listed for DeiT in Liu et al., \"Swin "
+    "ImageNet-1k without a teacher: parameters and top-1; the distilled rows with the extra token, "
+    "e.g. DeiT-B 83.4, are another network); the GFLOPs as listed for DeiT in Liu et al., \"Swin "
     "Transformer\", ICCV 2021, Table 1(a): DeiT-S 22M, 4.6G, 79.8; DeiT-B 86M, 17.5G, 81.8"
 )
 
@@ -85,7 +86,7 @@ def twin_mapping(model: nn.Module, twin: nn.Module) -> Dict[str, str]:
 @register_model(
     "vit_small_patch16_224",
     twin="timm:vit_small_patch16_224",
-    paper=Paper(22.0, 4.6, 79.8, DEIT.format(size="S"), 224, "FLOPs (= multiply-adds)"),
+    paper=Paper(22.0, 4.6, 79.8, DEIT.format(size="S"), 224, "FLOPs (= multiply-adds)", distilled=False),
     family="ViT",
     chapter=5,
     twin_mapping=twin_mapping,
@@ -98,7 +99,7 @@ def vit_small_patch16_224(**kwargs) -> VisionTransformer:
 @register_model(
     "vit_base_patch16_224",
     twin="timm:vit_base_patch16_224",
-    paper=Paper(86.0, 17.5, 81.8, DEIT.format(size="B"), 224, "FLOPs (= multiply-adds)"),
+    paper=Paper(86.0, 17.5, 81.8, DEIT.format(size="B"), 224, "FLOPs (= multiply-adds)", distilled=False),
     family="ViT",
     chapter=5,
     twin_mapping=twin_mapping,

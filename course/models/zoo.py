@@ -24,6 +24,10 @@ class Paper:
         citation: authors, title, venue and year, and the table the numbers come from.
         input_size: the input resolution the numbers are for.
         convention: how the paper names its cost column, e.g. "MFLOPs (= multiply-adds)".
+        distilled: the published top-1 was trained with a teacher network (knowledge
+            distillation, e.g. DeiT's recipe with a RegNetY-16GF teacher): ``True`` or
+            ``False`` as the paper (or the release it cites) states; ``None`` when unknown.
+            A distilled top-1 is not comparable with an undistilled one of the same network.
     """
 
     params_m: Optional[float]
@@ -32,6 +36,7 @@ class Paper:
     citation: str
     input_size: int = 224
     convention: str = "FLOPs (= multiply-adds)"
+    distilled: Optional[bool] = None
 
 
 @dataclass(frozen=True)
