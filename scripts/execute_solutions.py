@@ -1,0 +1,67 @@
+"""Execute solution notebooks top to bottom and store their outputs in place.
+
+    python scripts/execute_solutions.py solutions/03_channel_shuffle.ipynb [more.ipynb ...]
+    python scripts/execute_solutions.py --all
+
+The stored outputs are what a learner reads before running anything, and what nbval compares
+(cells marked ``# NBVAL_CHECK_OUTPUT``): execute on a quiet machine, then read every output
+against the text beside it. Each notebook runs in a fresh kernel, in ``solutions/`` (as
+JupyterLab and nbval run it), with the parameters cell as written (``FAST = False``). A
+notebook that fails is not written (its file stays as it was) and the command exits 1 after
+trying the others. After executing, run ``course release`` to regenerate ``notebooks/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def execute(path: Path, cell_timeout_s: int) -> float:
+    """Run ``path`` in a fresh kernel and write it back with its outputs; returns the seconds taken."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(str(path), as_version=4)
+    start = time.perf_counter()
+    NotebookClient(
+        nb,
+        timeout=cell_timeout_s,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute()
+    elapsed = time.perf_counter() - start
+    for cell in nb.cells:  # timestamps change on every run and say nothing to a reader
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, str(path))
+    return elapsed
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="solution notebooks to execute")
+    parser.add_argument("--all", action="store_true", help="every notebook in solutions/, in order")
+    parser.add_argument("--cell-timeout", type=int, default=1200, help="seconds per cell (default 1200)")
+    args = parser.parse_args(argv)
+    paths = sorted((ROOT / "solutions").glob("*.ipynb")) if args.all else args.notebooks
+    if not paths:
+        parser.error("name notebooks or pass --all")
+    failed = []
+    for path in paths:
+        print(f"{path}: executing ...", flush=True)
+        try:
+            elapsed = execute(Path(path), args.cell_timeout)
+        except Exception as exc:  # report and go on with the others; the file is left as it was
+            failed.append(path)
+            print(f"{path}: FAILED, not written ({type(exc).__name__}: {str(exc)[-2000:]})", flush=True)
+        else:
+            print(f"{path}: done in {elapsed:.0f} s", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
