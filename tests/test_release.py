@@ -273,3 +273,65 @@ def test_solution_exercises_are_registered(path):
     chapters = {int(i.split(".")[0]) for i in found}
     missing = [e.id for c in chapters for e in list_exercises(c) if e.id not in found]
     assert not missing, f"{path.name}: registered exercises without cells: {missing}"
+
+
+QUESTIONS = """## Questions to answer for yourself
+1. Why does the depthwise conv run below its MACs share?
+<!-- BEGIN ANSWER -->
+**Model answer.** It reads and writes as many bytes as a dense conv for 1/M of the MACs.
+<!-- END ANSWER -->
+2. Which layer would you fuse first?
+<!-- BEGIN ANSWER -->
+Look for the largest time share in your table.
+<!-- END ANSWER -->
+"""
+
+
+def test_model_answers_hidden_in_student_copy_kept_in_solution(tmp_path):
+    nb = solution_notebook()
+    nb.cells.append(new_markdown_cell(QUESTIONS))
+    src = tmp_path / "solutions"
+    src.mkdir()
+    nbformat.write(nb, src / "04_x.ipynb")
+    (student_path,) = release(src, tmp_path / "notebooks")
+    student = nbformat.read(str(student_path), as_version=4).cells[-1].source
+    assert "Model answer." not in student and "largest time share" not in student and "ANSWER" not in student
+    pointer = "*Model answer: in the solution notebook (`solutions/04_x.ipynb`); answer for yourself first.*"
+    assert student.splitlines() == [
+        "## Questions to answer for yourself",
+        "1. Why does the depthwise conv run below its MACs share?",
+        pointer,
+        "2. Which layer would you fuse first?",
+        pointer,
+    ]
+    assert nbformat.read(str(src / "04_x.ipynb"), as_version=4).cells[-1].source == QUESTIONS
+
+
+@pytest.mark.parametrize(
+    "source, problem",
+    [
+        ("<!-- BEGIN ANSWER -->\nan answer\n", "'<!-- BEGIN ANSWER -->' at line 1 has no matching"),
+        ("an answer\n<!-- END ANSWER -->", "'<!-- END ANSWER -->' at line 2 without"),
+        ("<!-- BEGIN ANSWER -->\n<!-- BEGIN ANSWER -->\n<!-- END ANSWER -->", "at line 2 inside the answer"),
+    ],
+)
+def test_bad_answer_markers_name_notebook_and_cell(tmp_path, source, problem):
+    nb = solution_notebook()
+    nb.cells.append(new_markdown_cell(source))
+    src = tmp_path / "solutions"
+    src.mkdir()
+    nbformat.write(nb, src / "04_bad.ipynb")
+    with pytest.raises(ReleaseError) as info:
+        release(src, tmp_path / "notebooks")
+    assert "04_bad.ipynb" in str(info.value) and f"Cell {len(nb.cells)}" in str(info.value)
+    assert problem in str(info.value)
+
+
+def test_answer_markers_in_code_cells_are_an_error(tmp_path):
+    nb = solution_notebook()
+    nb.cells.append(new_code_cell("<!-- BEGIN ANSWER -->\nx = 1\n<!-- END ANSWER -->"))
+    src = tmp_path / "solutions"
+    src.mkdir()
+    nbformat.write(nb, src / "04_code.ipynb")
+    with pytest.raises(ReleaseError, match="model-answer markers in a code cell"):
+        release(src, tmp_path / "notebooks")

@@ -148,6 +148,14 @@ def test_student_page_has_the_stub_and_keeps_other_outputs():
     assert "the secret" in instructor.cells[2].source and instructor.cells[3].outputs
 
 
+def test_student_page_hides_model_answers_instructor_page_shows_them():
+    nb = _explorer_notebook()
+    nb.cells.append(new_markdown_cell("1. Why?\n<!-- BEGIN ANSWER -->\nBecause of the bytes.\n<!-- END ANSWER -->\n"))
+    student = site_notebook(nb, "student").cells[-1].source
+    assert "Because of the bytes." not in student and "Model answer: in the solution notebook" in student
+    assert "Because of the bytes." in site_notebook(nb, "instructor").cells[-1].source
+
+
 @pytest.mark.parametrize("variant", ["student", "instructor"])
 def test_explorer_becomes_snapshot_with_live_note(variant):
     page = site_notebook(_explorer_notebook(), variant)

@@ -18,7 +18,7 @@ Heavy libraries (nbclient, nbformat, torch) load only when these functions run.
 from course.grading.batch import expand_submissions, grade
 from course.grading.feedback import feedback_html, feedback_markdown
 from course.grading.limits import Limits
-from course.grading.release import ReleaseError, check_release, release, release_notebook, strip_solution
+from course.grading.release import ReleaseError, check_release, release, release_notebook, strip_answers, strip_solution
 from course.grading.reports import gradebook_csv, summary_table, write_batch, write_reports
 from course.grading.results import ExerciseResult, GraderTampered, Problem, SubmissionResult, cell_label
 from course.grading.sandbox import Sandbox, SandboxUnavailable
@@ -44,6 +44,7 @@ __all__ = [
     "gradebook_csv",
     "release",
     "release_notebook",
+    "strip_answers",
     "strip_solution",
     "summary_table",
     "write_batch",

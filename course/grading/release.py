@@ -14,6 +14,12 @@ Anywhere else (a value answer: ``heaviest_conv = None`` then the region) it does
 (``pass  # Exercise ...`` inside an indented block). A released exercise cell must still define
 the exercise's answer name (``heaviest_conv = None`` before the markers), or release fails.
 
+Model answers to the "Questions to answer for yourself" live in markdown cells between a line
+``<!-- BEGIN ANSWER -->`` and a line ``<!-- END ANSWER -->`` (HTML comments: JupyterLab shows
+nothing of them in the solution notebook). The student copy replaces each such region by one
+line (:data:`ANSWER_STUB`) saying where the answer is, so a learner can think first and check
+after.
+
 Outputs and execution counts are cleared and machine-dependent metadata is dropped, so the
 same solutions give the same bytes on every machine and every run.
 """
@@ -31,6 +37,9 @@ BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 STUB = 'raise NotImplementedError("Exercise {id}: replace this line with your solution")'
 VALUE_STUB = "# Exercise {id}: replace this line with your answer"
+ANSWER_BEGIN = "<!-- BEGIN ANSWER -->"
+ANSWER_END = "<!-- END ANSWER -->"
+ANSWER_STUB = "*Model answer: in the solution notebook (`solutions/{notebook}`); answer for yourself first.*"
 
 #: Cell metadata keys written by tools at run time (kept out of student copies).
 VOLATILE_CELL_METADATA = ("execution", "ExecuteTime", "papermill", "collapsed", "scrolled", "jupyter")
@@ -106,6 +115,41 @@ def _has_markers(source: str) -> bool:
     return any(line.strip() in (BEGIN, END) for line in source.splitlines())
 
 
+def _has_answer_markers(source: str) -> bool:
+    return any(line.strip() in (ANSWER_BEGIN, ANSWER_END) for line in source.splitlines())
+
+
+def strip_answers(source: str, notebook: str, where: str = "cell") -> str:
+    """Replace each ``<!-- BEGIN ANSWER -->`` ... ``<!-- END ANSWER -->`` region of a markdown
+    cell's ``source`` (markers included) by one line pointing to ``solutions/<notebook>``.
+
+    Raises:
+        ReleaseError: on unbalanced or nested markers; the message starts with ``where``.
+    """
+    out: List[str] = []
+    begin_line: Optional[int] = None
+    for number, line in enumerate(source.splitlines(keepends=True), start=1):
+        marker = line.strip()
+        if marker == ANSWER_BEGIN:
+            if begin_line is not None:
+                raise ReleaseError(
+                    f"{where}: '{ANSWER_BEGIN}' at line {number} inside the answer opened at line {begin_line} "
+                    f"(missing '{ANSWER_END}')"
+                )
+            begin_line = number
+            out.append(ANSWER_STUB.format(notebook=notebook) + "\n")
+        elif marker == ANSWER_END:
+            if begin_line is None:
+                raise ReleaseError(f"{where}: '{ANSWER_END}' at line {number} without a '{ANSWER_BEGIN}' before it")
+            begin_line = None
+        elif begin_line is None:
+            out.append(line)
+    if begin_line is not None:
+        raise ReleaseError(f"{where}: '{ANSWER_BEGIN}' at line {begin_line} has no matching '{ANSWER_END}'")
+    text = "".join(out)
+    return text.rstrip("\n") if not source.endswith("\n") else text
+
+
 def _check_defines_answer(source: str, exercise_id: str, where: str) -> None:
     """A released cell of a registered exercise must still bind the answer's name (so the check
     cell after it says "not attempted" instead of raising ``NameError``)."""
@@ -178,6 +222,12 @@ def release_notebook(nb, name: str = "notebook"):
                 )
         elif _has_markers(cell.source):
             raise ReleaseError(f"{where}: solution markers in a {cell.cell_type} cell (only code cells are released)")
+        if _has_answer_markers(cell.source):
+            if cell.cell_type != "markdown":
+                raise ReleaseError(
+                    f"{where}: model-answer markers in a {cell.cell_type} cell (answers go in markdown cells)"
+                )
+            cell.source = strip_answers(cell.source, Path(name).name, where)
     try:
         nbformat.validate(student)
     except nbformat.ValidationError as exc:

@@ -62,6 +62,9 @@ def site_notebook(nb, variant: str = "student", name: str = "notebook"):
         if len(released.cells) != len(page.cells):  # release keeps every cell in place
             raise RuntimeError(f"{name}: release changed the number of cells")
         for cell, student_cell in zip(page.cells, released.cells):
+            if cell.cell_type == "markdown":  # model answers hidden as in the student notebook
+                cell.source = student_cell.source
+                continue
             if cell.cell_type != "code":
                 continue
             if student_cell.source != cell.source or _exercise_id(cell):
