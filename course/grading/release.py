@@ -73,50 +73,53 @@ def _stub(exercise_id: str, indent: str, line: int, in_function: Optional[Set[in
     return indent + (stub if not indent else "pass  " + stub)
 
 
-def strip_solution(source: str, exercise_id: str, where: str = "cell") -> str:
-    """Replace each marked solution region of ``source`` by a stub, keeping its indentation: a
-    ``raise NotImplementedError`` inside a function, a line that does nothing elsewhere (see
-    the module docstring).
+def _replace_regions(source: str, begin: str, end: str, stub, where: str, region: str) -> str:
+    """Replace each region of ``source`` from a line ``begin`` to a line ``end`` (markers
+    included) by ``stub(indent, line_number)`` (a line without its newline).
 
     Raises:
-        ReleaseError: on a ``BEGIN`` without ``END``, an ``END`` without ``BEGIN`` or nested
-            regions; the message starts with ``where``.
+        ReleaseError: on a ``begin`` without ``end``, an ``end`` without ``begin`` or nested
+            regions; the message starts with ``where`` and calls the region ``region``.
     """
     out: List[str] = []
     begin_line: Optional[int] = None
-    in_function = _function_lines(source)
     for number, line in enumerate(source.splitlines(keepends=True), start=1):
         marker = line.strip()
-        if marker == BEGIN:
+        if marker == begin:
             if begin_line is not None:
                 raise ReleaseError(
-                    f"{where}: '{BEGIN}' at line {number} inside the region opened at line {begin_line} "
-                    f"(missing '{END}')"
+                    f"{where}: '{begin}' at line {number} inside the {region} opened at line {begin_line} "
+                    f"(missing '{end}')"
                 )
             begin_line = number
             indent = line[: len(line) - len(line.lstrip())]
-            newline = "\n" if line.endswith("\n") else ""
-            out.append(_stub(exercise_id, indent, number, in_function) + newline)
-        elif marker == END:
+            out.append(stub(indent, number) + ("\n" if line.endswith("\n") else ""))
+        elif marker == end:
             if begin_line is None:
-                raise ReleaseError(f"{where}: '{END}' at line {number} without a '{BEGIN}' before it")
+                raise ReleaseError(f"{where}: '{end}' at line {number} without a '{begin}' before it")
             begin_line = None
         elif begin_line is None:
             out.append(line)
     if begin_line is not None:
-        raise ReleaseError(f"{where}: '{BEGIN}' at line {begin_line} has no matching '{END}'")
+        raise ReleaseError(f"{where}: '{begin}' at line {begin_line} has no matching '{end}'")
     text = "".join(out)
     if not source.endswith("\n") and text.endswith("\n"):
         text = text[:-1]
     return text
 
 
-def _has_markers(source: str) -> bool:
-    return any(line.strip() in (BEGIN, END) for line in source.splitlines())
+def strip_solution(source: str, exercise_id: str, where: str = "cell") -> str:
+    """Replace each marked solution region of ``source`` by a stub, keeping its indentation: a
+    ``raise NotImplementedError`` inside a function (or method), a line that does nothing
+    elsewhere (see the module docstring).
 
-
-def _has_answer_markers(source: str) -> bool:
-    return any(line.strip() in (ANSWER_BEGIN, ANSWER_END) for line in source.splitlines())
+    Raises:
+        ReleaseError: on a ``BEGIN`` without ``END``, an ``END`` without ``BEGIN`` or nested
+            regions; the message starts with ``where``.
+    """
+    in_function = _function_lines(source)
+    return _replace_regions(source, BEGIN, END, lambda indent, line: _stub(exercise_id, indent, line, in_function),
+                            where, "region")
 
 
 def strip_answers(source: str, notebook: str, where: str = "cell") -> str:
@@ -126,28 +129,16 @@ def strip_answers(source: str, notebook: str, where: str = "cell") -> str:
     Raises:
         ReleaseError: on unbalanced or nested markers; the message starts with ``where``.
     """
-    out: List[str] = []
-    begin_line: Optional[int] = None
-    for number, line in enumerate(source.splitlines(keepends=True), start=1):
-        marker = line.strip()
-        if marker == ANSWER_BEGIN:
-            if begin_line is not None:
-                raise ReleaseError(
-                    f"{where}: '{ANSWER_BEGIN}' at line {number} inside the answer opened at line {begin_line} "
-                    f"(missing '{ANSWER_END}')"
-                )
-            begin_line = number
-            out.append(ANSWER_STUB.format(notebook=notebook) + "\n")
-        elif marker == ANSWER_END:
-            if begin_line is None:
-                raise ReleaseError(f"{where}: '{ANSWER_END}' at line {number} without a '{ANSWER_BEGIN}' before it")
-            begin_line = None
-        elif begin_line is None:
-            out.append(line)
-    if begin_line is not None:
-        raise ReleaseError(f"{where}: '{ANSWER_BEGIN}' at line {begin_line} has no matching '{ANSWER_END}'")
-    text = "".join(out)
-    return text.rstrip("\n") if not source.endswith("\n") else text
+    return _replace_regions(source, ANSWER_BEGIN, ANSWER_END, lambda indent, line: ANSWER_STUB.format(notebook=notebook),
+                            where, "answer")
+
+
+def _has_markers(source: str) -> bool:
+    return any(line.strip() in (BEGIN, END) for line in source.splitlines())
+
+
+def _has_answer_markers(source: str) -> bool:
+    return any(line.strip() in (ANSWER_BEGIN, ANSWER_END) for line in source.splitlines())
 
 
 def _check_defines_answer(source: str, exercise_id: str, where: str) -> None:
