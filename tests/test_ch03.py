@@ -313,6 +313,28 @@ def test_guideline_runs_pair_paper_and_measurement(fake_measure):
     assert isinstance(ch03.plot_guidelines(results), Figure)
 
 
+def test_guideline_verdicts_follow_the_iqr():
+    """A verdict is read from the interval: reproduced when the whole IQR is on the paper's side of
+    1.0, opposite when it is on the other side, else within the noise; one per guideline and column."""
+    def row(guideline, label, c, paper_relative, relative, iqr):
+        return ch03.GuidelineRow(guideline, label, c, 1, None, 1.0, paper_relative, 1.0, 1.0, relative,
+                                 None, iqr)
+
+    results = {
+        "G2": [row("G2", "g=1", None, 1.0, 1.0, (1.0, 1.0)), row("G2", "g=8", None, 0.70, 0.5, (0.45, 0.55))],
+        "G4": [row("G4", "ReLU + shortcut", 32, 1.0, 1.0, (1.0, 1.0)), row("G4", "neither", 32, 1.17, 0.9, (0.85, 0.95)),
+               row("G4", "ReLU + shortcut", 64, 1.0, 1.0, (1.0, 1.0)), row("G4", "neither", 64, 1.2, 1.02, (0.97, 1.08))],
+    }
+    verdicts = ch03.guideline_verdicts(results)
+    assert [(v.guideline, v.c, v.verdict) for v in verdicts] == [
+        ("G2", None, "reproduced"), ("G4", 32, "opposite"), ("G4", 64, "within the noise")]
+    assert verdicts[0].compared == "g=8 vs g=1"
+    assert verdicts[1].sentence == ("G4 (c=32): the paper measured neither at 1.17x the speed of ReLU + shortcut; "
+                                    "this device 0.90x (IQR 0.85-0.95x): opposite.")
+    text = str(ch03.verdicts_table(verdicts))
+    assert "0.85-0.95x" in text and "within the noise" in text
+
+
 def test_guideline_columns_and_errors(fake_measure):
     rows = ch03.run_guideline("G4", platform="gpu", size=4, device="cpu")
     assert [r.c for r in rows] == [32] * 4 + [64] * 4 + [128] * 4
@@ -360,15 +382,63 @@ def _v2_unit_cost(H, W, N, M, stride):
     return macs, 11 * N + N * c + 2 * c + N * c + 9 * c + c * c + 6 * c
 
 
+class _Shuffle(nn.Module):
+    def __init__(self, groups):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        return x.view(B, self.groups, C // self.groups, H, W).transpose(1, 2).reshape(B, C, H, W)
+
+
+class _SwappedAxes(_Shuffle):
+    def forward(self, x):
+        B, C, H, W = x.shape
+        return x.view(B, C // self.groups, self.groups, H, W).transpose(1, 2).reshape(B, C, H, W)
+
+
+class _V2(ShuffleV2Unit):
+    """A learner's unit: the course's submodules (same names), forward written out."""
+
+    def forward(self, x):
+        if self.stride == 1:
+            left, right = x.chunk(2, dim=1)
+            out = torch.cat([left, self.right(right)], dim=1)
+        else:
+            out = torch.cat([self.left(x), self.right(x)], dim=1)
+        return self.shuffle(out)
+
+
+class _V2NoShuffle(_V2):
+    def forward(self, x):
+        left, right = x.chunk(2, dim=1) if self.stride == 1 else (self.left(x), x)
+        return torch.cat([left, self.right(right)], dim=1)
+
+
+class _V2WrongDownsampling(_V2):
+    def forward(self, x):
+        if self.stride == 1:
+            return super().forward(x)
+        return self.shuffle(torch.cat([self.right(x), self.right(x)], dim=1))  # forgot the left branch
+
+
+class _V2WrongSplit(_V2):
+    def forward(self, x):
+        if self.stride == 2:
+            return super().forward(x)
+        return self.shuffle(torch.cat([x[:, 0::2], self.right(x[:, 1::2])], dim=1))
+
+
 RIGHT = {
-    "3.1": lambda C, groups: torch.arange(C).view(groups, C // groups).t().reshape(-1).tolist(),
-    "3.2": lambda h, w, c1, c2: h * w * (c1 + c2) + c1 * c2,
+    "3.1": _Shuffle,
+    "3.2": _V2,
     "3.3": lambda h, w, B: 2 * math.sqrt(h * w * B) + B / (h * w),
     "3.4": _v2_unit_cost,
 }
 WRONG = {
-    "3.1": (lambda C, groups: torch.arange(C).view(C // groups, groups).t().reshape(-1).tolist(), "axes are swapped"),
-    "3.2": (lambda h, w, c1, c2: h * w * (c1 + c2), "weights"),
+    "3.1": (_SwappedAxes, "the axes are swapped"),
+    "3.2": (_V2NoShuffle, "missing channel shuffle"),
     "3.3": (lambda h, w, B: 2 * math.sqrt(h * w * B), "B / (h*w)"),
     "3.4": (lambda *a: (_v2_unit_cost(*a)[0], _v2_unit_cost(*a)[1] - 2 * (a[3] // 2) * 3 - (2 * a[2] + a[3] if a[4] == 2 else 0)),
             "BatchNorm2d(C) adds 2*C"),
@@ -382,6 +452,32 @@ def test_exercises_pass_right_answers_and_explain_wrong_ones(exercise_id):
     wrong, hint = WRONG[exercise_id]
     result = check(exercise_id, wrong, quiet=True)
     assert not result.passed and hint in result.message, result.message
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (_V2WrongDownsampling, "outputs match for stride 1 but not stride 2: check the downsampling branch"),
+    (_V2WrongSplit, "wrong split"),
+    (_V2NoShuffle, "missing channel shuffle"),
+])
+def test_shufflev2_forward_mistakes_get_their_message(wrong, hint):
+    result = check("3.2", wrong, quiet=True)
+    assert not result.passed and hint in result.message, result.message
+
+
+def test_shuffle_layer_hidden_cases_catch_an_answer_for_the_shown_groups_only():
+    """A layer right for groups 2-4 only (it hard-codes the inverse for 5 and 6) passes `check` and fails the grader."""
+    from course.exercises import collect_outcomes, grade_outcomes
+
+    class ShownOnly(_Shuffle):
+        def forward(self, x):
+            return super().forward(x) if self.groups <= 4 else x
+
+    exercise = get_exercise("3.1")
+    assert check("3.1", ShownOnly, quiet=True).passed
+    cases = exercise.grading_cases(seed=0)
+    outcomes = collect_outcomes(ShownOnly, exercise.kind, exercise.case_args(cases), call=exercise.run_case)
+    points, message = grade_outcomes(exercise, outcomes, cases)
+    assert points == 0 and "hidden case" in message
 
 
 # --- the released notebook ---------------------------------------------------------------------

@@ -258,9 +258,109 @@ def test_exercises_accept_right_and_reject_wrong_answers():
     assert check("4.1", inverted_residual_macs).passed
     wrong = check("4.1", full_resolution)
     assert not wrong.passed and "the stride is on the depthwise conv" in wrong.message
-    assert check("4.2", lambda H, W, C, R: (2 * C * R, 2 * C * R + R + C)).passed
-    assert "biases" in check("4.2", lambda H, W, C, R: (2 * C * R, 2 * C * R)).message
+    assert check("4.2", _MBConv, quiet=True).passed
     assert check("4.3", lambda N, M, K: M / (M + K * K)).passed
     assert "percentage" in check("4.3", lambda N, M, K: 100 * M / (M + K * K)).message
     assert check("4.4", 10).passed
     assert not check("4.4", 17).passed and "not attempted" in check("4.4", None).message
+
+
+class _MBConv(nn.Module):
+    """A learner's MBConv: the course's building blocks, named as the exercise says."""
+
+    def __init__(self, N, M, expansion=6, K=3, stride=1, se_ratio=0.25):
+        super().__init__()
+        from course.blocks.bottleneck import SqueezeExcite
+        from course.blocks.conv import ConvBN, ConvBNAct
+
+        mid, R = expansion * N, int(se_ratio * N)
+        self.has_skip = stride == 1 and N == M
+        self.expand = ConvBNAct(N, mid, 1, act=nn.ReLU) if expansion != 1 else nn.Identity()
+        self.depthwise = ConvBNAct(mid, mid, K, stride, groups=mid, act=nn.ReLU)
+        self.se = SqueezeExcite(mid, R) if R else nn.Identity()
+        self.project = ConvBN(mid, M, 1)
+
+    def forward(self, x):
+        out = self.project(self.se(self.depthwise(self.expand(x))))
+        return out + x if self.has_skip else out
+
+
+class _NoResidual(_MBConv):
+    def forward(self, x):
+        return self.project(self.se(self.depthwise(self.expand(x))))
+
+
+class _ReluAfterProjection(_MBConv):
+    def forward(self, x):
+        out = self.project(self.se(self.depthwise(self.expand(x)))).relu()
+        return out + x if self.has_skip else out
+
+
+class _SEOnTheExpandedWidthRule(_MBConv):
+    """MobileNetV3's rule (a quarter of the expanded width) where MnasNet's (of the input) is asked."""
+
+    def __init__(self, N, M, expansion=6, K=3, stride=1, se_ratio=0.25):
+        super().__init__(N, M, expansion, K, stride, se_ratio)
+        from course.blocks.bottleneck import SqueezeExcite
+
+        self.se = SqueezeExcite(expansion * N, max(1, int(se_ratio * expansion * N)))
+
+
+class _SEAfterProjection(_MBConv):
+    def __init__(self, N, M, expansion=6, K=3, stride=1, se_ratio=0.25):
+        super().__init__(N, M, expansion, K, stride, se_ratio)
+        from course.blocks.bottleneck import SqueezeExcite
+
+        self.se = SqueezeExcite(M, int(se_ratio * N))
+
+    def forward(self, x):
+        out = self.se(self.project(self.depthwise(self.expand(x))))
+        return out + x if self.has_skip else out
+
+
+class _AlwaysExpands(_MBConv):
+    def __init__(self, N, M, expansion=6, K=3, stride=1, se_ratio=0.25):
+        super().__init__(N, M, expansion, K, stride, se_ratio)
+        from course.blocks.conv import ConvBNAct
+
+        self.expand = ConvBNAct(N, expansion * N, 1, act=nn.ReLU)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (_NoResidual, "missing residual"),
+    (_ReluAfterProjection, "ReLU after the projection"),
+    (_SEOnTheExpandedWidthRule, "SE on the wrong width"),
+    (_SEAfterProjection, "SE on the wrong width"),
+    (_AlwaysExpands, "With expansion 1 there is no expand conv"),
+])
+def test_mbconv_mistakes_get_their_message(wrong, message):
+    from course.exercises import check
+
+    result = check("4.2", wrong, quiet=True)
+    assert not result.passed and message in result.message, result.message
+
+
+def test_mbconv_exercise_grades_hidden_cases_with_the_course_block():
+    """The grader's hidden cases (stride 2 with t = 1, K = 7, a stride-2 block with N == M) pass for
+    a right module; an answer that adds the residual whenever N == M fails a hidden stride-2 case
+    that `check` never shows."""
+    from course.exercises import check, collect_outcomes, get_exercise, grade_outcomes
+
+    exercise = get_exercise("4.2")
+    cases = exercise.grading_cases(seed=3)
+    assert len(cases) == len(exercise.cases) + 6
+
+    def graded(answer):
+        outcomes = collect_outcomes(answer, exercise.kind, exercise.case_args(cases), call=exercise.run_case)
+        return grade_outcomes(exercise, outcomes, cases)
+
+    assert graded(_MBConv)[0] == exercise.points
+
+    class SkipWheneverNEqualsM(_MBConv):
+        def forward(self, x):
+            out = self.project(self.se(self.depthwise(self.expand(x))))
+            return out + nn.functional.avg_pool2d(x, 2, ceil_mode=True) if out.shape != x.shape and x.shape[1] == out.shape[1] else (out + x if self.has_skip else out)
+
+    assert check("4.2", SkipWheneverNEqualsM, quiet=True).passed  # no public case has stride 2 with N == M
+    points, message = graded(SkipWheneverNEqualsM)
+    assert points == 0 and "hidden case" in message, message

@@ -36,6 +36,8 @@ __all__ = [
     "g3_net",
     "g4_net",
     "guideline_table",
+    "guideline_verdicts",
+    "verdicts_table",
     "plot_channel_mixing",
     "plot_guidelines",
     "run_guideline",
@@ -463,3 +465,87 @@ def plot_guidelines(results: Dict[str, Sequence[GuidelineRow]]):
         ax.set_ylabel("speed relative to row 1", fontsize=8)
     axes[0].legend(fontsize=7)
     return fig
+
+
+# --- what this device says about each guideline ----------------------------------------------------
+
+#: The row each guideline's verdict compares with its first row (the paper's extreme setting).
+VERDICT_ROWS = {"G1": "1:12", "G2": "g=8", "G3": "4-fragment-parallel", "G4": "neither"}
+
+
+@dataclass(frozen=True)
+class GuidelineVerdict:
+    """Whether one guideline's trend reproduced on this device, read from the measurement.
+
+    Attributes:
+        guideline: "G1" ... "G4".
+        c: the channel column (G3, G4), else ``None``.
+        compared: "<row> vs <first row>", e.g. "g=8 vs g=1".
+        paper: the paper's speed of that row relative to the first (< 1: slower).
+        relative: the measured relative speed; ``low``, ``high`` its IQR interval.
+        verdict: "reproduced", "opposite" or "within the noise".
+    """
+
+    guideline: str
+    c: Optional[int]
+    compared: str
+    paper: float
+    relative: float
+    low: float
+    high: float
+    verdict: str
+
+    @property
+    def iqr(self) -> str:
+        """The IQR interval as text: "0.91-1.05x"."""
+        return f"{self.low:.2f}-{self.high:.2f}x"
+
+    @property
+    def sentence(self) -> str:
+        """One sentence for the notebook, written from the numbers."""
+        where = f" (c={self.c})" if self.c is not None else ""
+        row, first = self.compared.split(" vs ")
+        return (f"{self.guideline}{where}: the paper measured {row} at {self.paper:.2f}x the speed of {first}; "
+                f"this device {self.relative:.2f}x (IQR {self.low:.2f}-{self.high:.2f}x): {self.verdict}.")
+
+
+def _verdict(paper: float, low: float, high: float) -> str:
+    slower = paper < 1  # the paper's direction
+    if (slower and high < 1) or (not slower and low > 1):
+        return "reproduced"
+    if (slower and low > 1) or (not slower and high < 1):
+        return "opposite"
+    return "within the noise"
+
+
+def guideline_verdicts(results: Dict[str, Sequence[GuidelineRow]]) -> List[GuidelineVerdict]:
+    """For each guideline and channel column: the paper's extreme row (:data:`VERDICT_ROWS`)
+    against its first row, on this device, with the IQR of the paired ratio.
+
+    A trend is "reproduced" when the whole IQR interval lies on the paper's side of 1.0,
+    "opposite" when it lies on the other side, else "within the noise".
+    """
+    verdicts = []
+    for guideline, rows in results.items():
+        target = VERDICT_ROWS[guideline]
+        for c in dict.fromkeys(r.c for r in rows):
+            column = [r for r in rows if r.c == c]
+            first = column[0]
+            row = next(r for r in column if r.label == target)
+            low, high = row.relative_iqr if row.relative_iqr is not None else (row.relative, row.relative)
+            verdicts.append(GuidelineVerdict(guideline, c, f"{row.label} vs {first.label}", row.paper_relative,
+                                             row.relative, low, high, _verdict(row.paper_relative, low, high)))
+    return verdicts
+
+
+def verdicts_table(verdicts: Sequence[GuidelineVerdict]) -> "tables.Table":
+    """The verdicts as a :class:`course.tables.Table` (``print`` or display it)."""
+    from course import tables
+
+    columns = [("guideline", "guideline")]
+    if any(v.c is not None for v in verdicts):
+        columns.append(("c", "c"))
+    columns += [("compared", "rows compared"), ("paper", "paper (rel. speed)", ".2f"),
+                ("relative", "this device", ".2f"), ("iqr", "IQR"),
+                ("verdict", "verdict")]
+    return tables.table(verdicts, columns)

@@ -1,7 +1,10 @@
-"""Chapter 3 exercises: channel shuffle and memory access cost.
+"""Chapter 3 exercises: the channel-shuffle layer, the ShuffleNet V2 unit's forward, memory
+access cost.
 
-Expected values come from the course's own code (:func:`course.blocks.shuffle.channel_shuffle`,
-:mod:`course.cost.shuffle`), imported on first use; none is written down here.
+Expected values come from the course's own code (:class:`course.blocks.shuffle.ChannelShuffle`,
+:class:`course.blocks.shuffle.ShuffleV2Unit`, :mod:`course.cost.shuffle`), imported on first
+use; none is written down here. The module exercises (3.1, 3.2) recognise typical mistakes by
+running the course's block *with that mistake* on the case's seeded input and comparing.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, Optional
 
-from course.exercises.core import FUNCTION, WRONG_VALUE, Exercise, draw_from, register
+from course.exercises.core import FUNCTION, MODULE, Exercise, draw_from, register
 
 
 def _shuffle_cost():
@@ -22,120 +25,209 @@ def _near(got: Any, value: float, rel: float = 1e-6) -> bool:
     return isinstance(got, (int, float)) and not isinstance(got, bool) and abs(got - value) <= rel * abs(value)
 
 
-# --- 3.1 shuffled_order ---------------------------------------------------------------------------
+def _gives(exercise_id: str, case: Dict[str, Any], variant, got: Any) -> bool:
+    """Whether ``got`` (a module answer's output summary) is what ``variant`` (the course's block
+    with one typical mistake, same submodule names) gives on this case's seeded input."""
+    from course.exercises.core import get_exercise
+    from course.exercises.judge import compare_module_output
+    from course.exercises.runners import run_module
+
+    try:
+        summary = run_module(get_exercise(exercise_id), variant, case)
+    except Exception:  # the mistake does not even run on this case: not this one
+        return False
+    return compare_module_output(summary, got) is None
 
 
-def _ref_shuffled_order(C: int, groups: int):
-    import torch
-
-    from course.blocks.shuffle import channel_shuffle
-
-    x = torch.arange(C, dtype=torch.float32).view(1, C, 1, 1)
-    return [int(v) for v in channel_shuffle(x, groups).flatten().tolist()]
+# --- 3.1 the channel-shuffle layer ---------------------------------------------------------------
 
 
-def _compare_order(expected: Any, got: Any) -> Optional[str]:
-    if not isinstance(got, (list, tuple)):
-        return f"expected a list of {len(expected)} ints, got {type(got).__name__}"
-    if len(got) != len(expected):
-        return f"expected a list of {len(expected)} channel indices, got {len(got)}"
-    if any(not isinstance(v, int) or isinstance(v, bool) for v in got):
-        return "every item must be an int (use .tolist() on an integer tensor, or int(...))"
-    return None if list(got) == list(expected) else WRONG_VALUE
+def _channel_shuffle_layer(groups: int):
+    """The course's layer (:class:`course.blocks.shuffle.ChannelShuffle`)."""
+    from course.blocks.shuffle import ChannelShuffle
+
+    return ChannelShuffle(groups)
 
 
-def _diagnose_order(case: Dict[str, Any], expected: Any, got: Any) -> Optional[str]:
-    C, G = case["C"], case["groups"]
-    if not isinstance(got, (list, tuple)) or len(got) != C:
-        return None
-    if sorted(got) != list(range(C)):
-        return "a shuffle is a permutation: every channel 0..C-1 must appear exactly once."
-    if list(got) == list(range(C)):
-        return "the order did not change: transpose the two channel axes between the two reshapes."
-    if list(got) == _ref_shuffled_order(C, C // G):
-        return "the axes are swapped: first view the channels as (groups, C // groups), then transpose."
-    return None
+def _shuffle_variants():
+    """The typical mistakes of a channel shuffle, as modules: ``{hint: class}``."""
+    from course.blocks.shuffle import ChannelShuffle, channel_shuffle
+
+    class NoShuffle(ChannelShuffle):
+        def forward(self, x):
+            B, C, H, W = x.shape
+            return x.view(B, self.groups, C // self.groups, H, W).reshape(B, C, H, W)
+
+    class SwappedAxes(ChannelShuffle):
+        def forward(self, x):
+            return channel_shuffle(x, x.shape[1] // self.groups)
+
+    class Spatial(ChannelShuffle):  # transposed the wrong axes (mixes pixels into channels)
+        def forward(self, x):
+            B, C, H, W = x.shape
+            return x.reshape(B, self.groups, C // self.groups, H * W).transpose(2, 3).reshape(B, C, H, W)
+
+    return {
+        "the channels did not move: transpose the two channel axes (1 and 2) between the two reshapes.": NoShuffle,
+        "the axes are swapped: view the channels as (groups, C // groups), then transpose; "
+        "you viewed them as (C // groups, groups).": SwappedAxes,
+        "you moved pixels into channels: keep H and W as they are, view (B, groups, C // groups, H, W).": Spatial,
+    }
+
+
+def _diagnose_shuffle_layer(case: Dict[str, Any], expected: Any, got: Any) -> Optional[str]:
+    if not isinstance(got, dict) or got.get("shape") != expected.get("shape"):
+        return "a shuffle keeps the shape (B, C, H, W): only the order of the channels changes."
+    for hint, variant in _shuffle_variants().items():
+        if _gives("3.1", case, variant, got):
+            return hint
+    return "channel g·(C/G) + k (channel k of group g) must land at position k·G + g."
 
 
 register(
     Exercise(
         id="3.1",
-        title="Channel shuffle: reshape, transpose, reshape",
+        title="A channel-shuffle layer",
         points=2,
-        answer="shuffled_order",
-        kind=FUNCTION,
+        answer="MyChannelShuffle",
+        kind=MODULE,
         cases=(
-            dict(C=6, groups=2),
-            dict(C=6, groups=3),
-            dict(C=12, groups=3),
-            dict(C=12, groups=4),
-            dict(C=8, groups=1),
-            dict(C=8, groups=8),
-            dict(C=24, groups=3),
-            dict(C=16, groups=2),
+            dict(groups=2, input=(2, 6, 3, 5)),
+            dict(groups=3, input=(1, 12, 4, 4)),
+            dict(groups=4, input=(1, 8, 5, 3)),
+            dict(groups=3, input=(2, 24, 2, 3)),
         ),
         hidden_cases=(
-            dict(C=10, groups=5),
-            dict(C=18, groups=6),
-            dict(C=30, groups=2),
-            dict(C=9, groups=3),
+            dict(groups=5, input=(1, 10, 3, 3)),
+            dict(groups=2, input=(3, 18, 2, 5)),
+            dict(groups=6, input=(1, 12, 7, 2)),
         ),
-        draw=draw_from(C=[4, 6, 8, 9, 12, 15, 16, 20, 24, 36], groups=[2, 3, 4, 5, 6],
-                       where=lambda c: c["C"] % c["groups"] == 0),
-        reference=_ref_shuffled_order,
-        compare=_compare_order,
-        hints=(
-            "torch.arange(C).view(groups, C // groups), transpose, then flatten: the list of input "
-            "channels in their new order.",
-        ),
-        diagnose=_diagnose_order,
+        draw=draw_from(groups=[2, 3, 4, 5, 8], input=[(1, 24, 3, 3), (2, 40, 2, 5), (1, 120, 3, 1), (2, 16, 5, 2)],
+                       where=lambda c: c["input"][1] % c["groups"] == 0),
+        reference=_channel_shuffle_layer,
+        diagnose=_diagnose_shuffle_layer,
+        hints=("view (B, groups, C // groups, H, W), transpose(1, 2), reshape back to (B, C, H, W).",),
     )
 )
 
 
-# --- 3.2 memory_access_cost -----------------------------------------------------------------------
+# --- 3.2 the ShuffleNet V2 unit's forward ---------------------------------------------------------
 
 
-def _ref_mac(h, w, c1, c2):
-    return _shuffle_cost().memory_access_cost(h, w, c1, c2)
+def _shufflev2_unit(N: int, M: int, stride: int):
+    """The course's unit (:class:`course.blocks.shuffle.ShuffleV2Unit`)."""
+    from course.blocks.shuffle import ShuffleV2Unit
+
+    return ShuffleV2Unit(N, M, stride)
 
 
-def _diagnose_mac(case: Dict[str, Any], expected: Any, got: Any) -> Optional[str]:
-    h, w, c1, c2 = case["h"], case["w"], case["c1"], case["c2"]
-    if got == h * w * (c1 + c2):
-        return "you counted the input and output feature maps; the weights (c1 * c2) are read too."
-    if got == h * w * c1 * c2:
-        return "that is the FLOPs (multiply-adds), not the memory access cost."
-    if got == 4 * expected:
-        return "count elements, not bytes."
+def _v2_variants():
+    """The typical mistakes of a ShuffleNet V2 unit's forward, as modules: ``{hint: class}``."""
+    import torch
+
+    from course.blocks.shuffle import ShuffleV2Unit
+
+    def branches(unit, x):
+        if unit.stride == 1:
+            x_left, x_right = x.chunk(2, dim=1)
+            return x_left, unit.right(x_right)
+        return unit.left(x), unit.right(x)
+
+    class NoShuffle(ShuffleV2Unit):
+        def forward(self, x):
+            return torch.cat(branches(self, x), dim=1)
+
+    class ShuffleFirst(ShuffleV2Unit):  # shuffled the input instead of the output
+        def forward(self, x):
+            return torch.cat(branches(self, self.shuffle(x)), dim=1)
+
+    class SwappedConcat(ShuffleV2Unit):
+        def forward(self, x):
+            left, right = branches(self, x)
+            return self.shuffle(torch.cat([right, left], dim=1))
+
+    class RightHalfPassed(ShuffleV2Unit):  # the branch on the first half, the second passed through
+        def forward(self, x):
+            if self.stride == 2:
+                return self.shuffle(torch.cat(branches(self, x), dim=1))
+            x_first, x_second = x.chunk(2, dim=1)
+            return self.shuffle(torch.cat([x_second, self.right(x_first)], dim=1))
+
+    class BranchOnFirstHalf(ShuffleV2Unit):
+        def forward(self, x):
+            if self.stride == 2:
+                return self.shuffle(torch.cat(branches(self, x), dim=1))
+            x_first, x_second = x.chunk(2, dim=1)
+            return self.shuffle(torch.cat([self.right(x_first), x_second], dim=1))
+
+    class InterleavedSplit(ShuffleV2Unit):
+        def forward(self, x):
+            if self.stride == 2:
+                return self.shuffle(torch.cat(branches(self, x), dim=1))
+            return self.shuffle(torch.cat([x[:, 0::2], self.right(x[:, 1::2])], dim=1))
+
+    missing = ("missing channel shuffle: your output is the concatenation before the shuffle; "
+               "finish with self.shuffle(out) (2 groups), so that the next unit's split mixes both halves.")
+    split = ("wrong split ({}): x.chunk(2, dim=1) gives (left, right); the left (first) half passes through "
+             "unchanged and goes first in the concatenation, the right (second) half goes through self.right.")
+    return {
+        missing: NoShuffle,
+        "the shuffle comes last: split, branch and concatenate first, then shuffle the concatenation.": ShuffleFirst,
+        "concatenate in the order [left, right]: the left branch's output first.": SwappedConcat,
+        split.format("you passed the second half through"): RightHalfPassed,
+        split.format("you sent the first half through the branch"): BranchOnFirstHalf,
+        split.format("you split even and odd channels, not the first and the second half"): InterleavedSplit,
+    }
+
+
+def _draw_v2_case(rng) -> Dict[str, Any]:
+    """A hidden case drawn per submission: stride 1 (N == M) or 2 (M = 2N), an odd or even size."""
+    stride = rng.choice([1, 2])
+    N = rng.choice([4, 8, 12, 20])
+    M = N if stride == 1 else 2 * N
+    return dict(N=N, M=M, stride=stride, input=(rng.choice([1, 2]), N, rng.choice([3, 5, 8]), rng.choice([4, 7, 9])))
+
+
+def _diagnose_v2_forward(case: Dict[str, Any], expected: Any, got: Any) -> Optional[str]:
+    downsampling = ("outputs match for stride 1 but not stride 2: check the downsampling branch (at stride 2 "
+                    "there is no split: self.left and self.right both read all N input channels).")
+    if not isinstance(got, dict):
+        return None
+    if got.get("shape") != expected.get("shape"):
+        if case["stride"] == 2:
+            return downsampling
+        return "at stride 1 the unit keeps the shape: split in two halves, concatenate the two halves back."
+    for hint, variant in _v2_variants().items():
+        if _gives("3.2", case, variant, got):
+            return hint
+    if case["stride"] == 2:  # the stride-1 cases come first: when this one is the first failure, they passed
+        return downsampling
     return None
 
 
 register(
     Exercise(
         id="3.2",
-        title="Memory access cost of a 1x1 convolution",
-        points=2,
-        answer="memory_access_cost",
-        kind=FUNCTION,
-        cases=(
-            dict(h=56, w=56, c1=64, c2=64),
-            dict(h=56, w=56, c1=32, c2=128),
-            dict(h=28, w=28, c1=116, c2=116),
-            dict(h=7, w=7, c1=464, c2=1024),
-            dict(h=14, w=14, c1=9, c2=108),
-            dict(h=1, w=1, c1=1024, c2=1000),
-            dict(h=28, w=14, c1=90, c2=180),
+        title="The ShuffleNet V2 unit's forward (split, branch, concat, shuffle)",
+        points=3,
+        answer="MyShuffleV2Unit",
+        kind=MODULE,
+        cases=(  # stride 1 first (the stride-2 hint relies on it), odd sizes, batch 1 and 2
+            dict(N=8, M=8, stride=1, input=(2, 8, 7, 9)),
+            dict(N=12, M=12, stride=1, input=(1, 12, 5, 6)),
+            dict(N=6, M=12, stride=2, input=(1, 6, 9, 7)),
+            dict(N=8, M=16, stride=2, input=(2, 8, 6, 6)),
         ),
         hidden_cases=(
-            dict(h=3, w=5, c1=7, c2=11),
-            dict(h=112, w=112, c1=16, c2=96),
-            dict(h=14, w=28, c1=300, c2=20),
+            dict(N=16, M=16, stride=1, input=(1, 16, 3, 5)),
+            dict(N=10, M=20, stride=2, input=(1, 10, 5, 5)),
+            dict(N=12, M=24, stride=2, input=(1, 12, 7, 4)),
         ),
-        draw=draw_from(h=[1, 7, 14, 28, 56], w=[1, 7, 14, 28, 56], c1=[8, 24, 58, 116, 232], c2=[8, 32, 116, 464]),
-        reference=_ref_mac,
-        hints=("MAC = h*w*(c1 + c2) + c1*c2: read the input, read the weights, write the output.",),
-        diagnose=_diagnose_mac,
+        draw=_draw_v2_case,
+        reference=_shufflev2_unit,
+        diagnose=_diagnose_v2_forward,
+        hints=("stride 1: x.chunk(2, dim=1), the right half through self.right, concatenate [left, right], "
+               "self.shuffle; stride 2: concatenate [self.left(x), self.right(x)], self.shuffle.",),
     )
 )
 

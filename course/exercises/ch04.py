@@ -1,7 +1,9 @@
-"""Chapter 4 exercises: what bottleneck blocks cost.
+"""Chapter 4 exercises: what bottleneck blocks cost, and an MBConv built by the learner.
 
-Expected values come from :mod:`course.cost.bottleneck`, :mod:`course.cost` and the course's
-MobileNetV2 (imported on first use); none is written down here.
+Expected values come from :mod:`course.cost.bottleneck`, :mod:`course.cost`, the course's
+:class:`~course.blocks.bottleneck.MBConv` and MobileNetV2 (imported on first use); none is
+written down here. 4.2 (a module) recognises typical mistakes by running the course's block
+*with that mistake* on the case's seeded input and comparing.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Dict, Optional
 
-from course.exercises.core import FUNCTION, VALUE, Exercise, draw_from, register
+from course.exercises.core import FUNCTION, MODULE, VALUE, Exercise, draw_from, get_exercise, register
 
 
 def _bottleneck():
@@ -82,61 +84,139 @@ register(
 )
 
 
-# --- 4.2 se_cost -----------------------------------------------------------------------------------
+# --- 4.2 an MBConv with squeeze-and-excitation ------------------------------------------------------
 
 
-def _ref_se_cost(H, W, C, R):
-    cost = _bottleneck().squeeze_excite(H, W, C, R)
-    return (cost.macs, cost.params)
+def _mbconv_block(N: int, M: int, expansion: int, K: int, stride: int, se_ratio: float):
+    """The course's block (:class:`course.blocks.bottleneck.MBConv`): the learner's weights come from it."""
+    from course.blocks.bottleneck import MBConv
+
+    return MBConv(N, M, expansion, K, stride, se_ratio)
 
 
-def _diagnose_se_cost(case: Dict[str, Any], expected: Any, got: Any) -> Optional[str]:
-    if not isinstance(got, (list, tuple)) or len(got) != 2:
-        return "return a tuple: `return macs, params`."
-    H, W, C, R = (case[k] for k in ("H", "W", "C", "R"))
-    macs, params = expected
-    hints = []
-    if got[0] != macs:
-        if got[0] == macs * H * W:
-            hints.append("the two 1x1 convs run once per image, on the pooled (C, 1, 1) vector, not at every pixel.")
-        elif got[0] == macs // 2:
-            hints.append("there are two 1x1 convs: C -> R and R -> C.")
-        else:
-            hints.append("MACs: C·R (reduce) + R·C (expand), on a 1x1 map.")
-    if got[1] != params:
-        if got[1] == 2 * C * R:
-            hints.append("the SE's 1x1 convs have biases: + R + C parameters.")
-        else:
-            hints.append("parameters: C·R + R (reduce) + R·C + C (expand).")
-    return " ".join(hints) or None
+def _mbconv_exercise() -> Exercise:
+    """4.2 as :func:`course.exercises.runners.run_module` runs it: the block is the reference."""
+    from dataclasses import replace
+
+    return replace(get_exercise("4.2"), reference=_mbconv_block, runner=None)
 
 
-_SE_CASES = (
-    dict(H=28, W=28, C=72, R=24),
-    dict(H=14, W=14, C=480, R=120),
-    dict(H=7, W=7, C=960, R=240),
-    dict(H=56, W=56, C=16, R=8),
-    dict(H=14, W=10, C=120, R=10),
+def _expected_mbconv(**case: Any) -> Dict[str, Any]:
+    """The course block's output summary on the case (the expected side of 4.2)."""
+    from course.exercises.runners import run_module
+
+    return run_module(_mbconv_exercise(), _mbconv_block, case)
+
+
+_SE_WIDTH = ("SE on the wrong width: MBConv's SE sits after the depthwise conv, on the expanded width "
+             "mid = expansion·N, and squeezes it to R = int(se_ratio·N) (a share of the block's *input*).")
+
+
+def _run_mbconv(exercise: Exercise, answer, case: Dict[str, Any]) -> Dict[str, Any]:
+    """Run the learner's MBConv like any module answer; a weight of the wrong shape in the SE gets its hint."""
+    from course.exercises.runners import run_module
+
+    try:
+        return run_module(_mbconv_exercise(), answer, case)
+    except ValueError as error:
+        if str(error).startswith("se.") or " se." in str(error):
+            raise ValueError(f"{error}. {_SE_WIDTH}") from None
+        if case.get("expansion") == 1 and "expand." in str(error):
+            raise ValueError(f"{error}. With expansion 1 there is no expand conv: "
+                             "self.expand = nn.Identity(), as in MobileNetV2's first block.") from None
+        raise
+
+
+def _mbconv_variants():
+    """The typical mistakes of an MBConv, as modules with the course block's names: ``{hint: class}``."""
+    from course.blocks.bottleneck import MBConv
+
+    class NoResidual(MBConv):
+        def forward(self, x):
+            return self.project(self.se(self.depthwise(self.expand(x))))
+
+    class ReluAfterProjection(MBConv):
+        def forward(self, x):
+            out = self.project(self.se(self.depthwise(self.expand(x)))).relu()
+            return out + x if self.has_skip else out
+
+    class ReluAfterResidual(MBConv):
+        def forward(self, x):
+            out = self.project(self.se(self.depthwise(self.expand(x))))
+            return (out + x if self.has_skip else out).relu()
+
+    class SEBeforeDepthwise(MBConv):
+        def forward(self, x):
+            out = self.project(self.depthwise(self.se(self.expand(x))))
+            return out + x if self.has_skip else out
+
+    return {
+        "missing residual: add the input to the output when stride == 1 and N == M.": NoResidual,
+        "ReLU after the projection: the projection is linear (conv + BN, no activation): a ReLU on the "
+        "narrow tensor destroys information (the linear bottleneck).": ReluAfterProjection,
+        "an activation after the residual add: the block returns project(...) + x, with no activation.": ReluAfterResidual,
+        "the SE comes after the depthwise conv (expand -> depthwise -> SE -> project).": SEBeforeDepthwise,
+    }
+
+
+def _diagnose_mbconv(case: Dict[str, Any], expected: Any, got: Any) -> Optional[str]:
+    if not isinstance(got, dict):
+        return None
+    if got.get("shape") != expected.get("shape"):
+        return "the stride goes to the depthwise conv (padding K // 2); the projection maps mid -> M channels."
+    if got.get("params") != expected.get("params"):
+        if case["expansion"] == 1:
+            return "with expansion 1 there is no expand conv (use nn.Identity(), as MobileNetV2's first block)."
+        return "count your layers: expand (1x1 conv + BN), depthwise (KxK conv + BN), SE (two 1x1 convs with bias), project (1x1 conv + BN)."
+    from course.exercises.runners import run_module
+    from course.exercises.judge import compare_module_output
+
+    for hint, variant in _mbconv_variants().items():
+        try:
+            summary = run_module(_mbconv_exercise(), variant, case)
+        except Exception:  # this mistake does not run on this case
+            continue
+        if compare_module_output(summary, got) is None:
+            return hint
+    return None
+
+
+_MBCONV_CASES = (
+    dict(N=8, M=8, expansion=6, K=3, stride=1, se_ratio=0.25, input=(2, 8, 7, 7)),
+    dict(N=8, M=12, expansion=6, K=5, stride=2, se_ratio=0.25, input=(1, 8, 9, 11)),
+    dict(N=16, M=16, expansion=1, K=3, stride=1, se_ratio=0.25, input=(1, 16, 6, 5)),
+    dict(N=8, M=16, expansion=3, K=3, stride=1, se_ratio=0.5, input=(1, 8, 5, 5)),
 )
+
+
+def _draw_mbconv_case(rng) -> Dict[str, Any]:
+    """A hidden case drawn per submission: stride 1 or 2, with or without the residual, t = 1 sometimes."""
+    N = rng.choice([4, 8, 12])
+    stride = rng.choice([1, 2])
+    M = rng.choice([N, N, 2 * N])
+    return dict(N=N, M=M, expansion=rng.choice([1, 3, 4, 6]), K=rng.choice([3, 5]), stride=stride,
+                se_ratio=rng.choice([0.25, 0.5]), input=(1, N, rng.choice([5, 6, 9]), rng.choice([4, 7])))
+
 
 register(
     Exercise(
         id="4.2",
-        title="The cost of squeeze-and-excitation",
-        points=2,
-        answer="se_cost",
-        kind=FUNCTION,
-        cases=_SE_CASES,
+        title="Build an MBConv with squeeze-and-excitation",
+        points=3,
+        answer="MyMBConv",
+        kind=MODULE,
+        cases=_MBCONV_CASES,
         hidden_cases=(
-            dict(H=7, W=5, C=64, R=16),
-            dict(H=28, W=28, C=240, R=60),
-            dict(H=1, W=1, C=10, R=3),
+            dict(N=16, M=24, expansion=1, K=3, stride=2, se_ratio=0.25, input=(1, 16, 8, 7)),
+            dict(N=12, M=12, expansion=4, K=7, stride=1, se_ratio=0.25, input=(2, 12, 9, 6)),
+            dict(N=8, M=8, expansion=6, K=3, stride=2, se_ratio=0.5, input=(1, 8, 5, 5)),
         ),
-        draw=draw_from(H=[1, 7, 14, 28], W=[1, 7, 14, 28], C=[16, 72, 120, 480, 960], R=[4, 8, 16, 24, 60]),
-        reference=_ref_se_cost,
-        output_names=("macs", "params"),
-        hints=("the excitation is two 1x1 convs (with bias) on the pooled vector.",),
-        diagnose=_diagnose_se_cost,
+        draw=_draw_mbconv_case,
+        reference=_expected_mbconv,
+        runner=_run_mbconv,
+        diagnose=_diagnose_mbconv,
+        hints=("expand (1x1, N -> mid, BN, ReLU; none when expansion == 1) -> depthwise (KxK at stride, BN, ReLU) "
+               "-> SE on mid -> project (1x1, mid -> M, BN, no activation) -> + x when stride == 1 and N == M.",),
     )
 )
 
