@@ -12,7 +12,8 @@ what the tests check (never pixels)::
 
 Available: :func:`fire_diagram` (SqueezeNet), :func:`mobilenet_blocks_diagram` (MobileNetV1's
 separable block beside V2's inverted residual), :func:`shufflenet_unit_diagram` (V1 or V2
-unit, stride 1 or 2), :func:`metaformer_diagram`, :func:`repvgg_diagram` (the branches before and
+unit, stride 1 or 2), :func:`uib_diagram` (MobileNetV4's Universal Inverted Bottleneck, one
+variant or all four), :func:`metaformer_diagram`, :func:`repvgg_diagram` (the branches before and
 the single conv after re-parameterization). matplotlib is imported on first use.
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "mobilenet_blocks_diagram",
     "repvgg_diagram",
     "shufflenet_unit_diagram",
+    "uib_diagram",
 ]
 
 ARROW = "→"
@@ -286,6 +288,48 @@ def shufflenet_unit_diagram(block: Optional[nn.Module] = None, **config):
             N = convs[0].in_channels * (2 if stride == 1 else 1)
             config = dict(version="V2", N=N, M=2 * convs[-1].out_channels, stride=stride)
     return _draw([shufflenet_unit(**config)])
+
+
+def uib(N: int, M: int, start_K: int = 0, mid_K: int = 3, stride: int = 1, expansion: float = 4.0) -> Diagram:
+    """MobileNetV4's Universal Inverted Bottleneck (Qin et al., 2024): optional depthwise
+    ``start_K`` (BN, no activation), expand 1x1 ``N -> mid`` (BN, ReLU), optional depthwise
+    ``mid_K`` (BN, ReLU), linear projection 1x1 ``mid -> M``; the input is added when ``stride == 1``
+    and ``N == M``. The stride sits on the middle conv when there is one, else on the start conv."""
+    from course.blocks.uib import uib_variant
+    from course.checks import check_uib
+
+    mid = check_uib(N, M, start_K, mid_K, stride, expansion)
+    start_stride = 1 if mid_K else stride
+    boxes = [f"depthwise {start_K}x{start_K}{_stride(start_stride)}, {N}", "BN"] if start_K else []
+    boxes += [f"expand 1x1, {N}{ARROW}{mid}", "BN, ReLU"]
+    boxes += [f"depthwise {mid_K}x{mid_K}{_stride(stride)}, {mid}", "BN, ReLU"] if mid_K else []
+    boxes += [f"project 1x1, {mid}{ARROW}{M}", "BN (linear)"]
+    skip = stride == 1 and N == M
+    stage = (Stage((Branch(tuple(boxes)), Branch((), "identity")), merge="add") if skip
+             else Stage((Branch(tuple(boxes)),)))
+    name = {"inverted_bottleneck": "inverted bottleneck", "convnext": "ConvNeXt-like", "ffn": "FFN",
+            "extra_dw": "ExtraDW"}[uib_variant(start_K, mid_K)]
+    return Diagram(f"UIB: {name} ({start_K}, {mid_K})", (stage,), input=f"(N={N}, H, W)",
+                   output=f"(M={M}, H/{stride}, W/{stride})" if stride > 1 else f"(M={M}, H, W)")
+
+
+def uib_diagram(block: Optional[nn.Module] = None, variants: bool = False, **config):
+    """The UIB of ``block`` (:class:`course.blocks.uib.UniversalInvertedBottleneck`) or of ``N, M,
+    start_K, mid_K, stride, expansion``; with ``variants=True``, all four variants side by side
+    (``N, M, K, stride, expansion``; the FFN only at stride 1): inverted bottleneck ``(0, K)``,
+    ConvNeXt-like ``(K, 0)``, FFN ``(0, 0)``, ExtraDW ``(K, K)``."""
+    if block is not None:
+        config = dict(N=block.pw_exp.conv.in_channels, M=block.pw_proj.conv.out_channels,
+                      start_K=_k(block.dw_start.conv) if hasattr(block.dw_start, "conv") else 0,
+                      mid_K=_k(block.dw_mid.conv) if hasattr(block.dw_mid, "conv") else 0,
+                      stride=max(c.stride[0] for c in _convs(block)),
+                      expansion=block.pw_exp.conv.out_channels / block.pw_exp.conv.in_channels)
+    if not variants:
+        return _draw([uib(**config)])
+    K = config.pop("K", 3)
+    stride = config.get("stride", 1)
+    kernels = [(0, K), (K, 0), (0, 0), (K, K)]
+    return _draw([uib(start_K=s, mid_K=m, **config) for s, m in kernels if stride == 1 or s or m])
 
 
 def metaformer_block(mixer: str, dim: int, mlp_ratio: float = 4.0) -> Diagram:

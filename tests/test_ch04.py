@@ -364,3 +364,59 @@ def test_mbconv_exercise_grades_hidden_cases_with_the_course_block():
     assert check("4.2", SkipWheneverNEqualsM, quiet=True).passed  # no public case has stride 2 with N == M
     points, message = graded(SkipWheneverNEqualsM)
     assert points == 0 and "hidden case" in message, message
+
+
+# --- MobileNetV4's UIB: the explorer, the diagram, the shares sentence ---------------------------
+
+
+def test_uib_explorer_every_variant_matches_the_counter_and_the_hand_count():
+    from course.blocks.uib import UniversalInvertedBottleneck
+    from course.chapters.ch04 import uib_explorer
+
+    explorer = uib_explorer(measure=False)
+    assert explorer.config["variant"] == "extra_dw" and "≠" not in explorer._table.value
+    H, N, mid = 28, 64, 256
+    hand = {  # MACs by hand: start dw K²·N, expand N·mid, middle dw K²·mid, project mid·M (per pixel)
+        "inverted_bottleneck": H * H * (N * mid + 9 * mid + mid * N),
+        "convnext": H * H * (9 * N + N * mid + mid * N),
+        "ffn": H * H * (N * mid + mid * N),
+        "extra_dw": H * H * (9 * N + N * mid + 9 * mid + mid * N),
+    }
+    for variant, macs in hand.items():
+        result = explorer.set(variant=variant, K=3)
+        assert result.error is None and explorer.matches is True, variant
+        assert result.formula.macs == result.counted.macs == macs, variant
+        block, _ = explorer.build(explorer.config)
+        assert isinstance(block, UniversalInvertedBottleneck) and block.variant == variant and block.has_skip
+    result = explorer.set(variant="ffn", stride=2)  # nothing to carry the stride: rejected, shown in red
+    assert result.error is not None and "Invalid configuration" in explorer._table.value
+    result = explorer.set(variant="convnext", stride=2, K=5)  # the stride moves to the start conv
+    assert result.error is None and explorer.matches is True and result.counted.total.out_shape[1:] == (128, 14, 14)
+
+
+def test_uib_diagram_draws_the_four_variants_from_a_block_or_a_configuration():
+    from course.blocks.uib import UniversalInvertedBottleneck
+    from course.diagrams import uib_diagram
+
+    fig = uib_diagram(variants=True, N=32, M=32, K=5)
+    assert [d.title for d in fig.diagrams] == ["UIB: inverted bottleneck (0, 5)", "UIB: ConvNeXt-like (5, 0)",
+                                               "UIB: FFN (0, 0)", "UIB: ExtraDW (5, 5)"]
+    assert all(d.merges == ["add"] for d in fig.diagrams)
+    assert len(uib_diagram(variants=True, N=32, M=64, K=3, stride=2).diagrams) == 3  # no strided FFN
+    d = uib_diagram(UniversalInvertedBottleneck(32, 64, 3, 5, 2, 4.0)).diagram
+    assert d.boxes == ["depthwise 3x3, 32", "BN", "expand 1x1, 32→128", "BN, ReLU", "depthwise 5x5 /2, 128",
+                       "BN, ReLU", "project 1x1, 128→64", "BN (linear)"]
+    assert d.merges == [] and d.output == "(M=64, H/2, W/2)"
+
+
+def test_shares_sentence_is_written_from_the_numbers():
+    from course.chapters.ch04 import OperatorShare, shares_sentence
+
+    shares = [OperatorShare("1x1 conv", 34, 890, 89.0, 40.0, 40.0), OperatorShare("depthwise conv", 17, 70, 7.0, 25.0, 25.0),
+              OperatorShare("dense conv (KxK)", 1, 40, 4.0, 1.0, 1.0), OperatorShare("batch norm", 52, 0, 0.0, 12.0, 12.0),
+              OperatorShare("activation", 35, 0, 0.0, 8.0, 8.0), OperatorShare("overhead (Python, dispatch)", 0, 0, 0.0, 14.0, 14.0)]
+    text = shares_sentence(shares)
+    assert text.startswith("On this device the 1x1 convs hold 89.0% of the MACs and 40.0% of the time; "
+                           "the depthwise convs hold 7.0% of the MACs and 25.0% of the time; "
+                           "operators with no MACs (batch norm, activation) take 20.0% of the time.")
+    assert "3.6 for depthwise conv (the most" in text and "0.25 for dense conv (KxK) (the least" in text

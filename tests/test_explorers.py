@@ -18,6 +18,7 @@ FACTORIES = [
     ("course.chapters.ch02:separable_explorer", True),
     ("course.chapters.ch03:unit_explorer", True),
     ("course.chapters.ch04:block_explorer", True),
+    ("course.chapters.ch04:uib_explorer", True),
     ("course.chapters.ch05:attention_explorer", True),
     ("course.chapters.ch06:metaformer_explorer", True),
     ("course.chapters.ch07:reparam_explorer", False),

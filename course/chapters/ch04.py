@@ -8,6 +8,10 @@ and the inverted-residual explorer.
 * :func:`share_figure` -- the two shares side by side.
 * :func:`block_explorer` -- expansion ratio, kernel size, SE on/off, activation: the block's
   cost (formula vs counter) and its measured latency.
+* :func:`shares_sentence` -- what the operator shares say, written from the measured numbers.
+* :func:`uib_explorer` -- MobileNetV4's Universal Inverted Bottleneck, variant by variant
+  (inverted bottleneck, ConvNeXt-like, FFN, ExtraDW): MACs (formula vs counter), parameters and
+  measured latency.
 """
 
 from __future__ import annotations
@@ -35,8 +39,12 @@ __all__ = [
     "block_explorer",
     "mobilenetv1_cost_by_type",
     "operator_shares",
+    "UIB_FORMULA_FIELDS",
     "share_figure",
+    "shares_sentence",
     "shares_table",
+    "uib_config",
+    "uib_explorer",
 ]
 
 # --- MobileNetV1, from the formulas ------------------------------------------------------------
@@ -277,3 +285,77 @@ def block_explorer(measure: bool = True, budget_s: float = 0.3):
     }
     return Explorer(controls, build, formula, measure=measure, budget_s=budget_s,
                     title="Chapter 4: one inverted residual (expansion, kernel, SE)")
+
+
+def shares_sentence(shares: List[OperatorShare]) -> str:
+    """What :func:`operator_shares` measured, as sentences written from the numbers: each
+    operator type's share of the MACs and of the time, and the types whose time share is
+    largest relative to their MACs share."""
+    by = {s.category: s for s in shares}
+    parts = []
+    for name in ("1x1 conv", "depthwise conv"):
+        if name in by:
+            s = by[name]
+            parts.append(f"the {name}s hold {s.macs_pct:.1f}% of the MACs and {s.time_pct:.1f}% of the time")
+    free = [s for s in shares if s.macs == 0 and s.time_pct > 0 and not s.category.startswith("overhead")]
+    if free:
+        parts.append(f"operators with no MACs ({', '.join(s.category for s in free)}) take "
+                     f"{sum(s.time_pct for s in free):.1f}% of the time")
+    text = "On this device " + "; ".join(parts) + "."
+    ratios = sorted((s.time_pct / s.macs_pct, s.category) for s in shares if s.macs_pct > 0.5)
+    if len(ratios) >= 2:
+        (low, low_name), (high, high_name) = ratios[0], ratios[-1]
+        text += (f" Time share per MACs share: {high:.1f} for {high_name} (the most time per MAC), "
+                 f"{low:.2f} for {low_name} (the least).")
+    return text
+
+
+# --- MobileNetV4's Universal Inverted Bottleneck -------------------------------------------------
+
+#: The :class:`course.cost.Cost` fields :func:`course.cost.modern.uib` defines (it leaves the
+#: element-wise work and bytes moved to the counter).
+UIB_FORMULA_FIELDS = ("macs", "flops", "params", "out_shape")
+
+
+def uib_config(c: dict) -> dict:
+    """The block arguments of a :func:`uib_explorer` configuration: the variant's two depthwise
+    kernels (``K`` where present, 0 where absent), ``M = N`` at stride 1 and ``2N`` at stride 2."""
+    from course.blocks.uib import UIB_VARIANTS
+
+    start, middle = UIB_VARIANTS[c["variant"]]
+    return dict(N=c["N"], M=c["N"] * c["stride"], start_K=c["K"] if start else 0, mid_K=c["K"] if middle else 0,
+                stride=c["stride"], expansion=float(c["expansion"]))
+
+
+def uib_explorer(measure: bool = True, budget_s: float = 0.3):
+    """Chapter 4: one MobileNetV4 Universal Inverted Bottleneck, variant by variant.
+
+    Controls: ``variant`` (``inverted_bottleneck``: depthwise after the expansion;
+    ``convnext``: before it; ``ffn``: none; ``extra_dw``: both), ``K`` (the depthwise kernels),
+    ``expansion``, ``stride`` (at 2 the output has ``2N`` channels; the FFN cannot stride and is
+    shown in red), ``H`` (= W), ``N``. The formula is :func:`course.cost.modern.uib`, compared on
+    :data:`UIB_FORMULA_FIELDS`; the input a seeded ``torch.randn(1, N, H, H)``.
+    """
+    from course.blocks.uib import UniversalInvertedBottleneck
+    from course.cost.modern import uib
+    from course.widgets import Explorer
+
+    def build(c):
+        block = UniversalInvertedBottleneck(**uib_config(c))
+        x = torch.randn(1, c["N"], c["H"], c["H"], generator=torch.Generator().manual_seed(0))
+        return block.eval(), (x,)
+
+    def formula(c):
+        a = uib_config(c)
+        return uib(c["H"], c["H"], a["N"], a["M"], a["start_K"], a["mid_K"], a["stride"], a["expansion"])
+
+    controls = {
+        "variant": {"options": ["inverted_bottleneck", "convnext", "ffn", "extra_dw"], "default": "extra_dw"},
+        "K": [3, 5, 7],
+        "expansion": {"options": [2, 3, 4, 6], "default": 4},
+        "stride": [1, 2],
+        "H": (8, 56, 4, 28),
+        "N": {"options": [32, 48, 64, 96, 128], "default": 64},
+    }
+    return Explorer(controls, build, formula, measure=measure, budget_s=budget_s,
+                    title="Chapter 4: MobileNetV4's Universal Inverted Bottleneck", compare=UIB_FORMULA_FIELDS)
