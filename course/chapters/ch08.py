@@ -1,14 +1,19 @@
 """Chapter 8 (device profiling): honest measurement, the roofline, eager vs ONNX Runtime, and the
 accuracy-vs-latency capstone.
 
-* :func:`cold_vs_warm`, :func:`sync_effect` -- what goes wrong without warm-up or synchronisation.
+* :func:`cold_vs_warm`, :func:`sync_effect` -- what goes wrong without warm-up or synchronisation;
+  :func:`batch_verdict` -- what batching did, from a sweep.
 * :func:`layer_figure`, :func:`roofline_figure` -- FLOPs vs time per layer, achieved GMAC/s per
-  operator type, and the layers on the device's measured roofline.
+  operator type, and the layers on the device's measured roofline; :func:`roof_check`.
+* :func:`compile_comparison` -- eager vs ``torch.compile`` vs ONNX Runtime (interleaved), with
+  what preparing each costs (:func:`break_even_calls`); :func:`format_compilation`,
+  :func:`describe_compilation`.
 * :data:`CAPSTONE` -- the models of the talk; :data:`CAPSTONE_EXTRA` -- published numbers of
   those not in the course zoo (cited); :data:`DISTILLED` -- those whose published top-1 was
   trained with a teacher (:func:`distilled`); :func:`capstone_table` measures them on this device
   (eager PyTorch and ONNX Runtime); :func:`pareto_front`; :func:`capstone_figure`;
-  :func:`is_cnn_enough`; :func:`capstone_widget` (device, threads, batch size, backend).
+  :func:`is_cnn_enough`; :func:`capstone_widget` (device, threads, batch size, backend);
+  :data:`MEASURED_SUBSET` (what the full run measures) and :func:`published_table` (all of them).
 """
 
 from __future__ import annotations
@@ -38,19 +43,29 @@ __all__ = [
     "CAPSTONE_EXTRA",
     "DISTILLED",
     "FAST_SUBSET",
+    "MEASURED_SUBSET",
+    "RUNTIMES",
+    "Compilation",
     "CapstoneModel",
     "CapstoneRow",
+    "batch_verdict",
+    "break_even_calls",
     "build_capstone_model",
     "capstone_figure",
     "capstone_table",
     "capstone_widget",
     "cold_vs_warm",
+    "compile_comparison",
+    "describe_compilation",
+    "format_compilation",
     "distilled",
     "format_capstone",
     "is_cnn_enough",
     "layer_figure",
     "pareto_front",
     "published",
+    "published_table",
+    "roof_check",
     "roofline_figure",
     "sync_effect",
 ]
@@ -173,6 +188,52 @@ def roofline_figure(roofline, points=(), title: str = ""):
     return fig
 
 
+def batch_verdict(grid) -> str:
+    """What batching did on this device, one line per thread count and memory format, written
+    from a :func:`course.latency.sweep` (the smallest against the largest batch measured)::
+
+        1 thread, NCHW: 20.8 ms/image at batch 1, 47.0 ms/image at batch 8: 2.26x MORE per image
+        (batching did not amortise anything here).
+
+    A noisy timing is said so. ``grid``: :class:`course.latency.SweepRow` list with >= 2 batch sizes.
+    """
+    settings: Dict[tuple, list] = {}
+    for row in grid:
+        settings.setdefault((row.threads, row.channels_last), []).append(row)
+    lines = []
+    for (threads, channels_last), rows in sorted(settings.items()):
+        small = min(rows, key=lambda r: r.batch)
+        large = max(rows, key=lambda r: r.batch)
+        if small.batch == large.batch:
+            continue
+        ratio = large.ms_per_image / small.ms_per_image
+        if ratio < 0.95:
+            verdict = f"{1 / ratio:.2f}x less per image (batching amortised per-call overheads)"
+        elif ratio > 1.05:
+            verdict = f"{ratio:.2f}x MORE per image (batching did not amortise anything here)"
+        else:
+            verdict = "the same per image within 5% (nothing to amortise at this size)"
+        noisy = " (noisy: rerun on a quieter machine)" if small.timing.noisy or large.timing.noisy else ""
+        lines.append(f"{threads} thread{'' if threads == 1 else 's'}, {'NHWC' if channels_last else 'NCHW'}: "
+                     f"{_ms(small.ms_per_image)}/image at batch {small.batch}, {_ms(large.ms_per_image)}/image at "
+                     f"batch {large.batch}: {verdict}{noisy}.")
+    if not lines:
+        raise ValueError("grid: the sweep needs at least two batch sizes for one setting")
+    return "\n".join(lines)
+
+
+def roof_check(roofline, points) -> str:
+    """The roofline's promise checked on the measured layers: the roof drawn
+    (``roofline.including(points)``) is the best rate observed, so no point may sit above it.
+    Returns the sentence the notebook prints (it names the layer that set the peak, if one did)."""
+    roof = roofline.including(points)
+    above = [p for p in points if p.achieved_gmacs > roof.attainable_gmacs(p.intensity) * (1 + 1e-9)]
+    if above:  # cannot happen with including(); kept as the check
+        return f"{len(above)} layer(s) above the roof: " + ", ".join(p.name for p in above)
+    return (f"No layer of {len(points)} sits above the roof: peak {roof.peak_gmacs:.1f} GMAC/s ({roof.peak_source}), "
+            f"bandwidth {roof.bandwidth_gbs:.1f} GB/s ({roof.bandwidth_source}), ridge {roof.ridge:.2f} MACs/byte.")
+
+
 # --- the capstone: the models of the talk ---------------------------------------------------------
 
 #: Published numbers of the capstone models that the course zoo does not build, each with a hand
@@ -199,7 +260,9 @@ class CapstoneModel:
         name: the course zoo name (deploy variant for re-parameterized models), or the key of
             :data:`CAPSTONE_EXTRA` for a model only timm/torchvision build.
         fallback: ``"timm:NAME"`` or ``"torchvision:NAME"``, used when ``name`` is not in the zoo.
-        kind: ``"CNN"`` or ``"transformer"`` (attention or MetaFormer token mixers).
+        kind: ``"CNN"`` or ``"transformer"`` (attention or MetaFormer token mixers: FastViT's
+            RepMixer and MobileNetV4-Hybrid's Mobile MQA count as transformers; RepViT, a
+            "ViT-style" CNN without attention, as a CNN).
     """
 
     label: str
@@ -228,6 +291,25 @@ CAPSTONE: Tuple[CapstoneModel, ...] = (
     CapstoneModel("PoolFormer-S12", "poolformer_s12", "timm:poolformer_s12", "transformer"),
     CapstoneModel("PVTv2-B0", "pvt_v2_b0", "timm:pvt_v2_b0", "transformer"),
     CapstoneModel("Swin-T", "swin_tiny_patch4_window7_224", "timm:swin_tiny_patch4_window7_224", "transformer"),
+    # since 2023 (issue 14): all in the course zoo, with cited top-1
+    CapstoneModel("MobileNetV4-Conv-S", "mobilenetv4_conv_small", "timm:mobilenetv4_conv_small", "CNN"),
+    CapstoneModel("MobileNetV4-Hybrid-M", "mobilenetv4_hybrid_medium", "timm:mobilenetv4_hybrid_medium", "transformer"),
+    CapstoneModel("RepViT-M0.9 (deploy)", "repvit_m0_9_deploy", "timm:repvit_m0_9", "CNN"),
+    CapstoneModel("RepViT-M1.0 (deploy)", "repvit_m1_0_deploy", "timm:repvit_m1_0", "CNN"),
+    CapstoneModel("FastViT-T8 (deploy)", "fastvit_t8_deploy", "timm:fastvit_t8", "transformer"),
+    CapstoneModel("FastViT-SA12 (deploy)", "fastvit_sa12_deploy", "timm:fastvit_sa12", "transformer"),
+    CapstoneModel("EfficientViT-B1", "efficientvit_b1", "timm:efficientvit_b1", "transformer"),
+    CapstoneModel("EfficientViT-M0", "efficientvit_m0", "timm:efficientvit_m0", "transformer"),
+)
+
+#: What the full (not FAST) run measures: both kinds across the latency range, every family of
+#: the talk and since, one or two sizes each; the other models of :data:`CAPSTONE` are shown with
+#: their counted MACs and cited top-1 (:func:`published_table`), and the widget measures them all.
+MEASURED_SUBSET = (
+    "mobilenetv2_100", "mobilenetv3_large_100", "shufflenet_v2_x1_0", "mobileone_s0_deploy", "mobileone_s2_deploy",
+    "resnet50", "mobilenetv4_conv_small", "repvit_m0_9_deploy", "efficientformerv2_s0", "efficientformerv2_s1",
+    "pvt_v2_b0", "fastvit_t8_deploy", "mobilenetv4_hybrid_medium", "efficientvit_b1", "efficientvit_m0",
+    "swin_tiny_patch4_window7_224",
 )
 
 #: What FAST mode measures: small models of both kinds, none that needs timm.
@@ -263,6 +345,28 @@ def distilled(spec: CapstoneModel) -> Optional[bool]:
 #: "distilled" column and the stars of its figure. EfficientFormerV2 (Li et al., ICCV 2023,
 #: Table 2) reports its accuracy with distillation.
 DISTILLED = frozenset(spec.name for spec in CAPSTONE if distilled(spec))
+
+
+def published_table(measured: Sequence[str] = ()) -> "Table":
+    """Every capstone model's published numbers, without building one: top-1, whether it was
+    trained with distillation, MACs and parameters as the paper counts them (its convention in
+    the citation), the source of the numbers, and whether ``measured`` (names) includes it.
+    ``print`` it; deterministic."""
+    from course.tables import table
+
+    rows = []
+    for spec in CAPSTONE:
+        paper, source = published(spec)
+        rows.append({"model": spec.label, "kind": spec.kind, "top1": paper.top1 if paper else None,
+                     "distilled": distilled(spec), "macs": paper.macs_g if paper else None,
+                     "params": paper.params_m if paper else None, "source": source,
+                     "measured": spec.name in measured})
+    columns = [("model", "model"), ("kind", "kind"), ("top1", "top-1 %", ".1f"), ("distilled", "distilled"),
+               ("macs", "GMACs (paper)", ".2f"), ("params", "params M (paper)", ".1f"), ("source", "numbers from")]
+    if measured:
+        columns.append(("measured", "measured below"))
+    return table(rows, columns, notes=["distilled: the published top-1 was trained with a teacher network; "
+                                       "EfficientFormerV2 and RepViT report theirs so, the others without one"])
 
 
 def build_capstone_model(spec: CapstoneModel) -> Tuple[nn.Module, Optional[Paper], str, str]:
@@ -576,6 +680,184 @@ def is_cnn_enough(rows: Sequence[CapstoneRow], backend: str = "eager",
         lines.append(f"  <= {_ms(budget)}: {parts[0]} vs {parts[1]}: {verdict}.")
     if any(r.distilled for r in usable):
         lines.append("* top-1 trained with distillation (the CNN baselines' were not): part of its lead is the recipe.")
+    return "\n".join(lines)
+
+
+# --- compilation: eager vs torch.compile vs ONNX Runtime ---------------------------------------
+
+#: The runtimes :func:`compile_comparison` knows, in the order of its table.
+RUNTIMES = ("eager", "torch.compile", "onnxruntime")
+
+#: ONNX graphs already exported in this session: ``{(label, input shape): bytes}`` (an export
+#: takes seconds to a minute; the same model and shape are exported once).
+_ONNX_CACHE: Dict[tuple, bytes] = {}
+
+
+@dataclass(frozen=True)
+class Compilation:
+    """One model under several runtimes, measured interleaved on one input.
+
+    Attributes:
+        label: the model's name.
+        timings: ``{runtime: Timing}`` per call (the runtimes of :data:`RUNTIMES` that ran).
+        prepare_s: ``{runtime: seconds}`` spent before the first result: ``torch.compile``'s
+            first call (tracing, Inductor's code generation and C++ compilation), the ONNX
+            export and session creation; 0 for eager.
+        cached: runtimes whose preparation came from a cache (this session's ONNX exports, or
+            Inductor's on-disk cache of compiled graphs): ``prepare_s`` is then not the first-time cost.
+        max_abs_diff: ``{runtime: max |y - y_eager|}``.
+        max_abs_output: ``max |y_eager|``.
+        threads: threads every runtime used; ``environment``: the stamp.
+    """
+
+    label: str
+    timings: Dict[str, Timing]
+    prepare_s: Dict[str, float]
+    max_abs_diff: Dict[str, float]
+    max_abs_output: float
+    threads: int
+    cached: Tuple[str, ...] = ()
+    environment: dict = field(default_factory=dict)
+
+    def outputs_match(self, runtime: str) -> bool:
+        """``runtime``'s output equals eager's: ``max |diff| <= 1e-4 · max(1, max |y|)``."""
+        return self.max_abs_diff[runtime] <= 1e-4 * max(1.0, self.max_abs_output)
+
+
+def break_even_calls(prepare_s: float, eager_ms: float, runtime_ms: float) -> Optional[float]:
+    """Calls after which a runtime's preparation has paid for itself:
+    ``prepare_s / (eager - runtime per call)``; ``None`` when the runtime is not faster
+    (it never pays off), 0 when nothing was spent preparing.
+
+    >>> break_even_calls(30.0, 20.0, 15.0)   # 30 s / 5 ms saved per call
+    6000.0
+    """
+    if prepare_s < 0 or eager_ms <= 0 or runtime_ms <= 0:
+        raise ValueError(f"prepare_s must be >= 0 and the times positive, got {prepare_s!r}, {eager_ms!r}, {runtime_ms!r}")
+    saved_s = (eager_ms - runtime_ms) / 1e3
+    if saved_s <= 0:
+        return None
+    return prepare_s / saved_s
+
+
+def compile_comparison(model: nn.Module, x: torch.Tensor, label: str = "model",
+                       runtimes: Sequence[str] = RUNTIMES, threads: Optional[int] = None,
+                       budget_s: float = 1.0, onnx_model: Optional[bytes] = None) -> Compilation:
+    """Eager PyTorch, ``torch.compile`` (Inductor) and ONNX Runtime on one model and input.
+
+    Each runtime is prepared (compile: the first call of ``torch.compile(model)``, which is
+    when Inductor traces and compiles; ONNX: :func:`course.latency.export_onnx`, cached per
+    ``(label, shape)``, and a session with the same threads), its output checked against
+    eager's, then all are timed in alternating rounds (:func:`course.latency.measure_interleaved`,
+    ``budget_s`` per runtime). Compilation happens at the measurement's thread count: Inductor
+    bakes it into the code it generates. ``onnx_model``: an earlier export of the same model and
+    input shape (:func:`course.latency.export_onnx`), reused (and counted as cached).
+
+    Raises:
+        ValueError: an unknown runtime, or no ``"eager"`` among them (the reference).
+    """
+    from course.latency import measure_interleaved
+    from course.latency.onnx import export_onnx, ort_session
+    from course.latency.policy import threads_set
+
+    unknown = [r for r in runtimes if r not in RUNTIMES]
+    if unknown or "eager" not in runtimes:
+        raise ValueError(f"runtimes: choose among {RUNTIMES}, 'eager' included; got {tuple(runtimes)!r}")
+    threads = resolve_threads(threads)
+    model.eval()
+    cases, prepare, diffs, cached = {}, {"eager": 0.0}, {}, []
+    with threads_set(threads), torch.inference_mode():
+        y = model(x)
+        cases["eager"] = (model, (x,))
+        if "torch.compile" in runtimes:
+            from torch._dynamo.utils import counters
+
+            before = (counters["inductor"]["fxgraph_cache_hit"], counters["inductor"]["fxgraph_cache_miss"])
+            start = time.perf_counter()
+            compiled = torch.compile(model)
+            y_c = compiled(x)
+            prepare["torch.compile"] = time.perf_counter() - start
+            hits = counters["inductor"]["fxgraph_cache_hit"] - before[0]
+            if hits and counters["inductor"]["fxgraph_cache_miss"] == before[1]:
+                cached.append("torch.compile")  # Inductor's on-disk cache: an earlier run compiled it
+            diffs["torch.compile"] = float((y_c - y).abs().max())
+            cases["torch.compile"] = (compiled, (x,))
+    if "onnxruntime" in runtimes:
+        key = (label, tuple(x.shape))
+        if onnx_model is not None:
+            _ONNX_CACHE[key] = onnx_model
+        start = time.perf_counter()
+        if key in _ONNX_CACHE:
+            cached.append("onnxruntime")
+        else:
+            _ONNX_CACHE[key] = export_onnx(model, x)
+        session = ort_session(_ONNX_CACHE[key], threads)
+        prepare["onnxruntime"] = time.perf_counter() - start
+        feed = {session.get_inputs()[0].name: x.detach().cpu().numpy()}
+        y_o = session.run(None, feed)[0]
+        diffs["onnxruntime"] = float(abs(y_o - y.detach().cpu().numpy()).max())
+        cases["onnxruntime"] = (lambda: session.run(None, feed), ())
+    order = [r for r in RUNTIMES if r in cases]
+    timings = measure_interleaved({r: cases[r] for r in order}, threads=threads, budget_s=budget_s * len(order))
+    return Compilation(label=label, timings=timings, prepare_s=prepare, max_abs_diff=diffs,
+                       max_abs_output=float(y.abs().max()), threads=threads, cached=tuple(cached),
+                       environment=stamp(x.device, threads))
+
+
+def format_compilation(results: Sequence[Compilation]) -> "Table":
+    """One row per model and runtime: time per call (median ± IQR), speed-up over eager (with
+    its interval, from the interleaved rounds), preparation time, calls to break even, output
+    difference. ``print`` it."""
+    from course.latency import speedup
+    from course.tables import table
+
+    rows = []
+    for c in results:
+        eager = c.timings["eager"]
+        for runtime, timing in c.timings.items():
+            prep = c.prepare_s[runtime]
+            even = None if runtime == "eager" else break_even_calls(prep, eager.median_ms, timing.median_ms)
+            rows.append({
+                "model": c.label, "runtime": runtime, "time": timing,
+                "speedup": None if runtime == "eager" else speedup(timing, eager),
+                "prepare": None if runtime == "eager" else
+                (f"{prep:.1f} s (cached)" if runtime in c.cached else f"{prep:.1f} s"),
+                "break_even": None if runtime == "eager" else ("never" if even is None else f"{even:,.0f} calls"),
+                "diff": c.max_abs_diff.get(runtime),
+            })
+    notes = []
+    if results:
+        notes.append(f"{results[0].threads} thread{'' if results[0].threads == 1 else 's'}; the runtimes of a model "
+                     "timed in alternating rounds; prepare: torch.compile's first call, or ONNX export + session; "
+                     "pays off after: prepare / time saved per call")
+    return table(rows, [("model", "model"), ("runtime", "runtime"), ("time", "per call"),
+                        ("speedup", "speed-up vs eager"), ("prepare", "prepare"), ("break_even", "pays off after"),
+                        ("diff", "max |diff|", ".1e")], notes=notes)
+
+
+def describe_compilation(result: Compilation) -> str:
+    """The sentences the notebook prints for one model, written from the measurement: each
+    runtime's speed-up over eager (:func:`course.latency.describe_speedup`), what preparing it
+    cost, and after how many calls it pays off."""
+    from course.latency import describe_speedup
+
+    eager = result.timings["eager"]
+    lines = []
+    for runtime, timing in result.timings.items():
+        if runtime == "eager":
+            continue
+        sentence = describe_speedup(f"{result.label} with {runtime}", timing, "eager", eager)
+        prep = result.prepare_s[runtime]
+        even = break_even_calls(prep, eager.median_ms, timing.median_ms)
+        if runtime in result.cached:
+            cost = ("its compiled code came from Inductor's on-disk cache (the first compilation costs more)"
+                    if runtime == "torch.compile" else "its export came from this session's cache")
+        else:
+            cost = f"preparing it took {prep:.1f} s"
+        pays = ("it never pays off at this setting" if even is None
+                else f"it pays off after {even:,.0f} calls ({even * eager.median_s / 60:.1f} min of eager inference)")
+        match = "" if result.outputs_match(runtime) else f" WARNING: outputs differ (max |diff| {result.max_abs_diff[runtime]:.1e})."
+        lines.append(f"{sentence} {cost[0].upper() + cost[1:]}; {pays}.{match}")
     return "\n".join(lines)
 
 

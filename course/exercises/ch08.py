@@ -1,6 +1,6 @@
-"""Chapter 8 exercises: arithmetic intensity, the roofline bound, the Pareto front.
+"""Chapter 8 exercises: a latency lookup-table search, the roofline bound, the Pareto front.
 
-Expected values come from :mod:`course.cost` (a layer's MACs and bytes), the
+Expected values come from an exhaustive search of the table (8.1), :mod:`course.cost` (a layer's MACs and bytes), the
 :class:`course.latency.Roofline` model and :func:`course.pareto.pareto_front` (imported on
 first use); none is written down here.
 """
@@ -18,63 +18,128 @@ def _conv_cost(H, N, M, K, stride, groups):
     return conv2d(H, H, N, M, K, stride=stride, groups=groups, bias=False)
 
 
-# --- 8.1 arithmetic intensity of a convolution ----------------------------------------------------
+# --- 8.1 a latency lookup-table search ------------------------------------------------------------
 
 
-def _ref_intensity(H, N, M, K, stride, groups):
-    return _conv_cost(H, N, M, K, stride, groups).arithmetic_intensity
+def _total(table, choices):
+    return sum(stage[c] for stage, c in zip(table, choices))
 
 
-def _diagnose_intensity(case: Dict[str, Any], expected: Any, got: Any) -> Optional[str]:
-    if not isinstance(got, (int, float)):
-        return "return one number: MACs divided by bytes moved."
-    cost = _conv_cost(**case)
-    if cost.bytes_read and abs(got - cost.macs / cost.bytes_read) <= 1e-6 * abs(got):
-        return "count the bytes written too: the output is stored (bytes = 4 x (input + weight + output elements))."
-    elements = cost.bytes_moved // 4
-    if abs(got - cost.macs / elements) <= 1e-6 * abs(got):
-        return "bytes, not elements: float32 takes 4 bytes per element."
-    if abs(got - 2 * expected) <= 1e-6 * abs(got):
-        return "MACs per byte, not FLOPs per byte (FLOPs = 2 x MACs)."
-    if case["groups"] > 1:
-        return "a grouped conv's weight is K*K*(N/groups)*M and its MACs H'*W'*K*K*(N/groups)*M."
-    if case["stride"] > 1:
-        return "at stride 2 the output is H' = (H + 2*(K//2) - K)//2 + 1: fewer MACs and a smaller output."
+def _ref_lut_search(latency_ms, score, budget_ms):
+    """The exhaustive search (every combination of one choice per stage): the selection of the
+    highest total score whose total latency fits ``budget_ms``, ``None`` when none fits, with
+    what the messages need (the stage-by-stage greedy pick, the table). Ties: lower latency,
+    then the first in lexicographic order (any optimal selection is accepted)."""
+    import itertools
+
+    best = None
+    for choices in itertools.product(*(range(len(stage)) for stage in latency_ms)):
+        ms = _total(latency_ms, choices)
+        if ms <= budget_ms:
+            key = (round(_total(score, choices), 9), -round(ms, 9))
+            if best is None or key > best[0]:
+                best = (key, list(choices))
+    return {
+        "choices": None if best is None else best[1],
+        "score": None if best is None else _total(score, best[1]),
+        "greedy": _greedy_lut(latency_ms, score, budget_ms),
+        "fastest_ms": sum(min(stage) for stage in latency_ms),
+        "latency_ms": [list(s) for s in latency_ms], "scores": [list(s) for s in score], "budget_ms": budget_ms,
+    }
+
+
+def _greedy_lut(latency_ms, score, budget_ms):
+    """Stage by stage, the best-scoring choice that still lets the later stages fit at their
+    fastest: the typical wrong answer (right on some tables, not on all)."""
+    picked, spent = [], 0.0
+    for i, (lat, sc) in enumerate(zip(latency_ms, score)):
+        rest = sum(min(stage) for stage in latency_ms[i + 1:])
+        fits = [c for c in range(len(lat)) if spent + lat[c] + rest <= budget_ms]
+        if not fits:
+            return None
+        c = max(fits, key=lambda c: (sc[c], -lat[c]))
+        picked.append(c)
+        spent += lat[c]
+    return picked
+
+
+def _compare_lut(expected: Dict[str, Any], got: Any) -> Optional[str]:
+    lat, sc, budget = expected["latency_ms"], expected["scores"], expected["budget_ms"]
+    if expected["choices"] is None:
+        if got is None:
+            return None
+        return (f"nothing fits: even the fastest choice of every stage takes {expected['fastest_ms']:.2f} ms > "
+                f"the budget {budget:g} ms; return None.")
+    if got is None:
+        return (f"a selection fits the budget (the fastest choice of every stage takes {expected['fastest_ms']:.2f} ms "
+                f"<= {budget:g} ms): return the best one, not None.")
+    if (not isinstance(got, (list, tuple)) or len(got) != len(lat)
+            or not all(isinstance(c, int) and not isinstance(c, bool) for c in got)):
+        return f"return a list of {len(lat)} ints, one choice index per stage (or None when nothing fits)."
+    bad = [i for i, c in enumerate(got) if not 0 <= c < len(lat[i])]
+    if bad:
+        return f"stage {bad[0]} has choices 0..{len(lat[bad[0]]) - 1}; you picked {got[bad[0]]}."
+    ms, total = _total(lat, got), _total(sc, got)
+    if ms > budget + 1e-9:
+        return f"your selection takes {ms:.2f} ms: over the budget of {budget:g} ms (the table is the device's truth)."
+    if total < expected["score"] - 1e-9:
+        if expected["greedy"] is not None and list(got) == list(expected["greedy"]):
+            return (f"the stage-by-stage greedy pick (best score that still fits, one stage at a time) scores "
+                    f"{total:.2f} here, the best selection {expected['score']:.2f}: spending the budget early can "
+                    "cost more later; search every combination (or dynamic programming over the budget).")
+        return (f"your selection fits ({ms:.2f} ms) but scores {total:.2f}; the best selection under "
+                f"{budget:g} ms scores {expected['score']:.2f}.")
     return None
 
 
-_INTENSITY_CASES = (
-    dict(H=56, N=64, M=64, K=3, stride=1, groups=1),
-    dict(H=56, N=64, M=64, K=3, stride=1, groups=64),
-    dict(H=14, N=512, M=512, K=1, stride=1, groups=1),
-    dict(H=112, N=32, M=32, K=3, stride=2, groups=32),
-    dict(H=28, N=128, M=256, K=3, stride=2, groups=1),
-    dict(H=7, N=960, M=160, K=1, stride=1, groups=1),
-    dict(H=28, N=96, M=96, K=5, stride=1, groups=96),
+_LUT_CASES = (
+    # greedy is right: the best choice of each stage fits
+    dict(latency_ms=[[1.0, 2.0], [1.5, 3.0]], score=[[1.0, 2.0], [0.5, 1.5]], budget_ms=5.05),
+    # greedy is wrong: spending on stage 0 leaves stage 1 its worst choice
+    dict(latency_ms=[[1.0, 3.0], [1.0, 2.5]], score=[[0.0, 1.0], [0.0, 2.0]], budget_ms=4.05),
+    # three stages, three choices (e.g. MBConv expand 3/6, or attention) and a tight budget
+    dict(latency_ms=[[0.8, 1.4, 2.6], [1.1, 1.9, 3.2], [0.6, 1.0, 2.1]],
+         score=[[0.0, 0.6, 1.1], [0.0, 0.9, 1.3], [0.0, 0.4, 1.2]], budget_ms=5.05),
+    # nothing fits
+    dict(latency_ms=[[2.0, 3.0], [2.5, 4.0]], score=[[0.0, 1.0], [0.0, 1.0]], budget_ms=4.0),
+    # a slower choice that scores less is never worth it
+    dict(latency_ms=[[1.0, 2.0, 1.5]], score=[[0.2, 0.1, 0.9]], budget_ms=3.0),
 )
+
+
+def _draw_lut(rng) -> Dict[str, Any]:
+    """A random lookup table: 2-4 stages of 2-4 choices, latencies and scores to 0.1, and a budget
+    between the fastest and the slowest selection (ending in .05: no selection lands on it)."""
+    stages = rng.randint(2, 4)
+    latency = [[rng.randint(5, 40) / 10 for _ in range(rng.randint(2, 4))] for _ in range(stages)]
+    score = [[rng.randint(0, 30) / 10 for _ in stage] for stage in latency]
+    low, high = sum(min(s) for s in latency), sum(max(s) for s in latency)
+    budget = round(rng.uniform(low - 0.5, high), 1) + 0.05
+    return dict(latency_ms=latency, score=score, budget_ms=budget)
+
 
 register(
     Exercise(
         id="8.1",
-        title="Arithmetic intensity of a convolution",
+        title="Search a latency lookup table under a budget",
         points=2,
-        answer="conv_intensity",
+        answer="lut_search",
         kind=FUNCTION,
-        cases=_INTENSITY_CASES,
+        cases=_LUT_CASES,
         hidden_cases=(
-            dict(H=14, N=256, M=256, K=3, stride=1, groups=256),
-            dict(H=28, N=40, M=240, K=1, stride=1, groups=1),
-            dict(H=56, N=24, M=48, K=3, stride=2, groups=1),
+            dict(latency_ms=[[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]], score=[[0.0, 1.5], [0.0, 1.0], [0.0, 1.2]],
+                 budget_ms=4.05),
+            dict(latency_ms=[[2.0, 1.0], [3.0, 0.5]], score=[[1.0, 0.0], [2.0, 0.0]], budget_ms=5.0),
+            dict(latency_ms=[[0.5, 2.5, 1.5], [0.5, 1.0]], score=[[0.0, 2.0, 1.9], [0.0, 0.3]], budget_ms=2.55),
         ),
-        draw=draw_from(H=[7, 14, 28, 56, 112], N=[16, 32, 64, 128], M=[16, 32, 64, 256], K=[1, 3, 5], stride=[1, 2],
-                       groups=[1, 2, 16], where=lambda c: c["N"] % c["groups"] == 0 and c["M"] % c["groups"] == 0),
-        reference=_ref_intensity,
-        rel_tol=1e-6,
+        draw=_draw_lut,
+        reference=_ref_lut_search,
+        compare=_compare_lut,
+        reveal_expected=False,
         hints=(
-            "intensity = MACs / bytes; bytes = 4 x (input H*W*N + weight K*K*(N/groups)*M + output H'*W'*M), "
-            "no bias, padding K//2.",
+            "the total latency is the sum of the chosen blocks' table entries; try every combination of one "
+            "choice per stage (itertools.product) and keep the best total score that fits.",
         ),
-        diagnose=_diagnose_intensity,
     )
 )
 
