@@ -426,33 +426,24 @@ def test_exercise_messages_for_common_mistakes():
     assert not result.passed and "ints" in result.message
 
 
-def test_lut_search_accepts_any_optimal_selection_and_checks_hidden_and_drawn_tables():
+def test_lut_search_reference_is_the_exhaustive_search_on_hidden_and_drawn_tables():
     import random
 
     from course.exercises import ch08 as ex8
 
-    tie = dict(latency_ms=[[1.0, 1.0], [1.0, 1.0]], score=[[1.0, 1.0], [0.0, 0.0]], budget_ms=2.0)
-    expected = ex8._ref_lut_search(**tie)
-    assert ex8._compare_lut(expected, [1, 1]) is None and ex8._compare_lut(expected, [0, 0]) is None
-    # the reference is the exhaustive search: on drawn tables, the brute force agrees, and no
-    # selection that fits scores more
     rng = random.Random(0)
-    greedy_wrong = 0
-    for _ in range(200):
+    greedy_wrong = ties = 0
+    for _ in range(300):
         case = ex8._draw_lut(rng)
         want = ex8._ref_lut_search(**case)
-        got = brute_force_lut(**case)
-        assert ex8._compare_lut(want, got) is None
-        if want["choices"] is not None:
-            assert sum(s[c] for s, c in zip(case["latency_ms"], want["choices"])) <= case["budget_ms"]
-            greedy_wrong += ex8._compare_lut(want, want["greedy"]) is not None
-    assert greedy_wrong > 5  # the draws catch a greedy answer
-    # a hard-coded answer to the public cases fails the hidden ones
-    public = {repr(c): ex8._ref_lut_search(**c)["choices"] for c in REGISTRY["8.1"].cases}
-    hard_coded = [ex8._compare_lut(ex8._ref_lut_search(**c), public.get(repr(c), [0] * len(c["latency_ms"])))
-                  for c in REGISTRY["8.1"].hidden_cases]
-    assert any(problem is not None for problem in hard_coded)
-    result = check("8.2", lambda p, b, H, N, M, K, g: ("compute", p), quiet=True)
-    assert not result.passed and ("ridge" in result.message or "memory-bound" in result.message)
-    result = check("8.3", lambda lat, acc: sorted(brute_force_front(lat, acc), reverse=True), quiet=True)
-    assert not result.passed and "order" in result.message
+        assert want == brute_force_lut(**case)  # the independent brute force, same tie rule
+        if want is not None:
+            assert sum(s[c] for s, c in zip(case["latency_ms"], want)) <= case["budget_ms"]
+            greedy = ex8._greedy_lut(**case)
+            if greedy != want:
+                message = ex8._diagnose_lut(case, want, greedy)
+                greedy_wrong += "greedy pick" in message
+                ties += "as good as" in message
+    assert greedy_wrong > 10 and ties > 0  # the draws catch a greedy answer; a tie gets its own message
+    for case in REGISTRY["8.1"].hidden_cases:
+        assert ex8._ref_lut_search(**case) == brute_force_lut(**case)

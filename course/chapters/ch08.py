@@ -679,7 +679,8 @@ def is_cnn_enough(rows: Sequence[CapstoneRow], backend: str = "eager",
                 if best_cnn else "only a transformer fits"
         lines.append(f"  <= {_ms(budget)}: {parts[0]} vs {parts[1]}: {verdict}.")
     if any(r.distilled for r in usable):
-        lines.append("* top-1 trained with distillation (the CNN baselines' were not): part of its lead is the recipe.")
+        lines.append("* top-1 trained with distillation (the others' were not): part of such a model's lead is the "
+                     "training recipe, not the architecture.")
     return "\n".join(lines)
 
 
@@ -804,6 +805,18 @@ def compile_comparison(model: nn.Module, x: torch.Tensor, label: str = "model",
                        environment=stamp(x.device, threads))
 
 
+def _calls(n: float) -> str:
+    n = math.ceil(n)
+    return f"{n:,d} call" + ("" if n == 1 else "s")
+
+
+def _duration(seconds: float) -> str:
+    """``"45 s"``, ``"3.4 min"``, ``"2.1 h"``."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
 def format_compilation(results: Sequence[Compilation]) -> "Table":
     """One row per model and runtime: time per call (median ± IQR), speed-up over eager (with
     its interval, from the interleaved rounds), preparation time, calls to break even, output
@@ -822,7 +835,7 @@ def format_compilation(results: Sequence[Compilation]) -> "Table":
                 "speedup": None if runtime == "eager" else speedup(timing, eager),
                 "prepare": None if runtime == "eager" else
                 (f"{prep:.1f} s (cached)" if runtime in c.cached else f"{prep:.1f} s"),
-                "break_even": None if runtime == "eager" else ("never" if even is None else f"{even:,.0f} calls"),
+                "break_even": None if runtime == "eager" else ("never" if even is None else _calls(even)),
                 "diff": c.max_abs_diff.get(runtime),
             })
     notes = []
@@ -855,7 +868,7 @@ def describe_compilation(result: Compilation) -> str:
         else:
             cost = f"preparing it took {prep:.1f} s"
         pays = ("it never pays off at this setting" if even is None
-                else f"it pays off after {even:,.0f} calls ({even * eager.median_s / 60:.1f} min of eager inference)")
+                else f"it pays off after {_calls(even)} ({_duration(even * eager.median_s)} of eager inference)")
         match = "" if result.outputs_match(runtime) else f" WARNING: outputs differ (max |diff| {result.max_abs_diff[runtime]:.1e})."
         lines.append(f"{sentence} {cost[0].upper() + cost[1:]}; {pays}.{match}")
     return "\n".join(lines)

@@ -22,30 +22,26 @@ def _conv_cost(H, N, M, K, stride, groups):
 
 
 def _total(table, choices):
-    return sum(stage[c] for stage, c in zip(table, choices))
+    """Sum of the chosen entries, stage by stage (the order a learner's loop adds them)."""
+    total = 0
+    for stage, c in zip(table, choices):
+        total += stage[c]
+    return total
 
 
 def _ref_lut_search(latency_ms, score, budget_ms):
-    """The exhaustive search (every combination of one choice per stage): the selection of the
-    highest total score whose total latency fits ``budget_ms``, ``None`` when none fits, with
-    what the messages need (the stage-by-stage greedy pick, the table). Ties: lower latency,
-    then the first in lexicographic order (any optimal selection is accepted)."""
+    """The exhaustive search: every combination of one choice per stage, in ``itertools.product``
+    order; the first of the highest total score whose total latency fits ``budget_ms``
+    (``None`` when none fits)."""
     import itertools
 
-    best = None
+    best, best_score = None, None
     for choices in itertools.product(*(range(len(stage)) for stage in latency_ms)):
-        ms = _total(latency_ms, choices)
-        if ms <= budget_ms:
-            key = (round(_total(score, choices), 9), -round(ms, 9))
-            if best is None or key > best[0]:
-                best = (key, list(choices))
-    return {
-        "choices": None if best is None else best[1],
-        "score": None if best is None else _total(score, best[1]),
-        "greedy": _greedy_lut(latency_ms, score, budget_ms),
-        "fastest_ms": sum(min(stage) for stage in latency_ms),
-        "latency_ms": [list(s) for s in latency_ms], "scores": [list(s) for s in score], "budget_ms": budget_ms,
-    }
+        if _total(latency_ms, choices) <= budget_ms:
+            total = _total(score, choices)
+            if best is None or total > best_score:
+                best, best_score = list(choices), total
+    return best
 
 
 def _greedy_lut(latency_ms, score, budget_ms):
@@ -63,32 +59,34 @@ def _greedy_lut(latency_ms, score, budget_ms):
     return picked
 
 
-def _compare_lut(expected: Dict[str, Any], got: Any) -> Optional[str]:
-    lat, sc, budget = expected["latency_ms"], expected["scores"], expected["budget_ms"]
-    if expected["choices"] is None:
-        if got is None:
-            return None
-        return (f"nothing fits: even the fastest choice of every stage takes {expected['fastest_ms']:.2f} ms > "
-                f"the budget {budget:g} ms; return None.")
+def _diagnose_lut(case: Dict[str, Any], expected: Any, got: Any) -> Optional[str]:
+    lat, sc, budget = case["latency_ms"], case["score"], case["budget_ms"]
+    fastest = sum(min(stage) for stage in lat)
+    if expected is None:
+        return (f"nothing fits: even the fastest choice of every stage takes {fastest:.2f} ms > the budget "
+                f"{budget:g} ms; return None.")
     if got is None:
-        return (f"a selection fits the budget (the fastest choice of every stage takes {expected['fastest_ms']:.2f} ms "
-                f"<= {budget:g} ms): return the best one, not None.")
+        return (f"a selection fits the budget (the fastest choice of every stage takes {fastest:.2f} ms <= "
+                f"{budget:g} ms): return the best one, not None.")
     if (not isinstance(got, (list, tuple)) or len(got) != len(lat)
             or not all(isinstance(c, int) and not isinstance(c, bool) for c in got)):
         return f"return a list of {len(lat)} ints, one choice index per stage (or None when nothing fits)."
     bad = [i for i, c in enumerate(got) if not 0 <= c < len(lat[i])]
     if bad:
         return f"stage {bad[0]} has choices 0..{len(lat[bad[0]]) - 1}; you picked {got[bad[0]]}."
-    ms, total = _total(lat, got), _total(sc, got)
-    if ms > budget + 1e-9:
-        return f"your selection takes {ms:.2f} ms: over the budget of {budget:g} ms (the table is the device's truth)."
-    if total < expected["score"] - 1e-9:
-        if expected["greedy"] is not None and list(got) == list(expected["greedy"]):
+    ms, total, best = _total(lat, got), _total(sc, got), _total(sc, expected)
+    if ms > budget:
+        return f"your selection takes {ms:.2f} ms: over the budget of {budget:g} ms (add up its table entries)."
+    if total < best:
+        if list(got) == _greedy_lut(lat, sc, budget):
             return (f"the stage-by-stage greedy pick (best score that still fits, one stage at a time) scores "
-                    f"{total:.2f} here, the best selection {expected['score']:.2f}: spending the budget early can "
-                    "cost more later; search every combination (or dynamic programming over the budget).")
-        return (f"your selection fits ({ms:.2f} ms) but scores {total:.2f}; the best selection under "
-                f"{budget:g} ms scores {expected['score']:.2f}.")
+                    f"{total:.2f} here, the best selection {best:.2f}: spending the budget early can cost more "
+                    "later; search every combination (or dynamic programming over the budget).")
+        return (f"your selection fits ({ms:.2f} ms) but scores {total:.2f}; the best selection under {budget:g} ms "
+                f"scores {best:.2f}.")
+    if total == best:
+        return ("your selection is as good as the expected one: on a tie, return the first in itertools.product "
+                "order (keep a new selection only when it scores strictly more).")
     return None
 
 
@@ -108,11 +106,12 @@ _LUT_CASES = (
 
 
 def _draw_lut(rng) -> Dict[str, Any]:
-    """A random lookup table: 2-4 stages of 2-4 choices, latencies and scores to 0.1, and a budget
-    between the fastest and the slowest selection (ending in .05: no selection lands on it)."""
+    """A random lookup table: 2-4 stages of 2-4 choices, latencies to 0.1 ms, integer scores (exact
+    sums: a tie is a tie in any order), and a budget between the fastest and the slowest selection
+    (ending in .05: no selection lands on it)."""
     stages = rng.randint(2, 4)
     latency = [[rng.randint(5, 40) / 10 for _ in range(rng.randint(2, 4))] for _ in range(stages)]
-    score = [[rng.randint(0, 30) / 10 for _ in stage] for stage in latency]
+    score = [[rng.randint(0, 30) for _ in stage] for stage in latency]
     low, high = sum(min(s) for s in latency), sum(max(s) for s in latency)
     budget = round(rng.uniform(low - 0.5, high), 1) + 0.05
     return dict(latency_ms=latency, score=score, budget_ms=budget)
@@ -134,8 +133,7 @@ register(
         ),
         draw=_draw_lut,
         reference=_ref_lut_search,
-        compare=_compare_lut,
-        reveal_expected=False,
+        diagnose=_diagnose_lut,
         hints=(
             "the total latency is the sum of the chosen blocks' table entries; try every combination of one "
             "choice per stage (itertools.product) and keep the best total score that fits.",
