@@ -197,6 +197,9 @@ register(
             dict(peak_gmacs=1000.0, bandwidth_gbs=100.0, H=56, N=32, M=32, K=3, groups=32),
             dict(peak_gmacs=10.0, bandwidth_gbs=40.0, H=7, N=512, M=512, K=1, groups=1),
         ),
+        draw=draw_from(peak_gmacs=[10.0, 38.0, 100.0, 1000.0, 9750.0], bandwidth_gbs=[10.0, 24.0, 100.0, 1555.0],
+                       H=[7, 14, 28, 56], N=[16, 32, 64, 128, 256], M=[16, 32, 64, 256], K=[1, 3, 5],
+                       groups=[1, 2, 16], where=lambda c: c["N"] % c["groups"] == 0 and c["M"] % c["groups"] == 0),
         reference=_ref_bound,
         rel_tol=1e-6,
         output_names=("bound", "attainable_gmacs"),
@@ -229,6 +232,13 @@ def _diagnose_front(case: Dict[str, Any], expected: Any, got: Any) -> Optional[s
     return "a point with a faster or equally fast rival that is at least as accurate is not on the front."
 
 
+def _draw_front(rng) -> Dict[str, Any]:
+    """A random table of 1-10 models on a coarse grid (1-8 ms, 60-70 %): ties and duplicates are frequent."""
+    n = rng.randint(1, 10)
+    return dict(latencies=[float(rng.randint(1, 8)) for _ in range(n)],
+                accuracies=[float(rng.randint(60, 70)) for _ in range(n)])
+
+
 _FRONT_CASES = (
     dict(latencies=[10.0, 20.0, 30.0], accuracies=[70.0, 75.0, 80.0]),
     dict(latencies=[10.0, 20.0, 30.0], accuracies=[80.0, 75.0, 70.0]),
@@ -251,6 +261,7 @@ register(
             dict(latencies=[1.0, 2.0, 3.0, 4.0, 5.0], accuracies=[10.0, 30.0, 20.0, 40.0, 35.0]),
             dict(latencies=[2.0, 2.0], accuracies=[70.0, 70.0]),
         ),
+        draw=_draw_front,
         reference=_ref_front,
         hints=(
             "sort by latency; walk the table keeping the best accuracy so far; a point is on the front "
