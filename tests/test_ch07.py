@@ -195,6 +195,9 @@ def test_compare_train_deploy_block(seeded):
     assert result["noisy"] == (train.noisy or deploy.noisy)
     with pytest.raises(ValueError, match="unit"):
         ch07.make_block("nope", 8)
+    (row,) = ch07.train_deploy_rows({"dw": result})
+    assert row["train-time"] is train and row["deploy speed-up"] is result["speedup_iqr"]
+    assert row["peak MB: train"] == result["peak_bytes"][0] / 1e6 and row["deploy"] == 32 * 16 * 16 * 4 / 1e6
 
 
 def test_explorer_headless(monkeypatch):

@@ -44,6 +44,7 @@ __all__ = [
     "plot_speedups",
     "reparam_explorer",
     "sweep_branches",
+    "train_deploy_rows",
     "unit_macs",
     "unit_params",
 ]
@@ -127,6 +128,14 @@ def compare_train_deploy(
                                                   timings["train"], result["macs"][1], result["macs"][0])
     result["noisy"] = timings["train"].noisy or timings["deploy"].noisy
     return result
+
+
+def train_deploy_rows(results: Mapping[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Rows for :func:`course.tables.show` from ``{label: compare_train_deploy(...)}``: the two
+    timings (median ± IQR), the deploy speed-up with its paired IQR, and peak activations in MB."""
+    return [{"": label, "train-time": r["latency"][0], "deploy-time": r["latency"][1],
+             "deploy speed-up": r["speedup_iqr"], "peak MB: train": r["peak_bytes"][0] / 1e6,
+             "deploy": r["peak_bytes"][1] / 1e6} for label, r in results.items()]
 
 
 # --- closed forms --------------------------------------------------------------------------
