@@ -73,7 +73,7 @@ def describe_equivalence(rel_diff: float, dtype: str = "float32") -> str:
     float64): a rewrite that is exact in real arithmetic leaves differences of some tens to
     thousands of roundoffs (one per operation, accumulated over the depth); more than 10,000 is
     reported as not equal. A wrong folding shows in float64, where it does not shrink with the
-    precision (a forgotten eps of 1e-5 is ~1e-6 relative: 10 units in float32, 10^10 in float64)::
+    precision (a forgotten eps of 1e-5 is ~5e-6 relative: some 80 units in float32, 4e10 in float64)::
 
         float64: largest relative difference 1.4e-15, 6 units of float64 rounding (1.1e-16): equal up to rounding.
     """
