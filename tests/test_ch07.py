@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from course.blocks.conv import ConvBN
 from course.blocks.reparam import (
     MobileOneBlock,
     MobileOneUnit,
@@ -194,6 +195,9 @@ def test_compare_train_deploy_block(seeded):
     assert result["noisy"] == (train.noisy or deploy.noisy)
     with pytest.raises(ValueError, match="unit"):
         ch07.make_block("nope", 8)
+    (row,) = ch07.train_deploy_rows({"dw": result})
+    assert row["train-time"] is train and row["deploy speed-up"] is result["speedup_iqr"]
+    assert row["peak MB: train"] == result["peak_bytes"][0] / 1e6 and row["deploy"] == 32 * 16 * 16 * 4 / 1e6
 
 
 def test_explorer_headless(monkeypatch):
@@ -280,44 +284,121 @@ def test_reparameterized_large_models(name, seeded, n_params):
 # --- exercises ------------------------------------------------------------------------------------
 
 
-def test_exercises_accept_reference_and_reject_mistakes(capsys):
-    assert {"7.1", "7.2", "7.3", "7.4"} <= set(REGISTRY)
+class _RepVGGByHand(nn.Module):
+    """The class the notebook gives for 7.1 (the course's submodule names), with a correct
+    ``reparameterize()`` that the mistakes below override."""
 
-    def fold_bn_ok(weight, gamma, beta, mean, var, eps):
-        t = [g / math.sqrt(v + eps) for g, v in zip(gamma, var)]
-        return [a * w for a, w in zip(t, weight)], [b - a * m for a, b, m in zip(t, beta, mean)]
+    def __init__(self, N, M, stride=1, groups=1):
+        super().__init__()
+        self.conv3x3 = ConvBN(N, M, 3, stride, groups)
+        self.conv1x1 = ConvBN(N, M, 1, stride, groups)
+        self.identity = nn.BatchNorm2d(M) if N == M and stride == 1 else None
+        self.act = nn.ReLU()
+        self.reparam = None
 
-    def fold_bn_var(weight, gamma, beta, mean, var, eps):
-        t = [g / v for g, v in zip(gamma, var)]
-        return [a * w for a, w in zip(t, weight)], [b - a * m for a, b, m in zip(t, beta, mean)]
+    def forward(self, x):
+        if self.reparam is not None:
+            return self.act(self.reparam(x))
+        out = self.conv3x3(x) + self.conv1x1(x)
+        if self.identity is not None:
+            out = out + self.identity(x)
+        return self.act(out)
 
-    def fold_bn_bias(weight, gamma, beta, mean, var, eps):
-        w, _ = fold_bn_ok(weight, gamma, beta, mean, var, eps)
-        return w, [b - m for b, m in zip(beta, mean)]
+    def fold(self, kernel, bn):
+        t = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        return kernel * t.reshape(-1, 1, 1, 1), bn.bias - t * bn.running_mean
 
-    assert check("7.1", fold_bn_ok).points == 3
-    result = check("7.1", fold_bn_var)
-    assert result.points == 0 and "standard deviation" in result.message
-    result = check("7.1", fold_bn_bias)
-    assert result.points == 0 and "bias" in result.message
+    def pad(self, w1):
+        return nn.functional.pad(w1, [1, 1, 1, 1])
 
-    def pad_ok(kernel, K):
-        return pad_kernel(torch.tensor(kernel)[None, None], K)[0, 0].tolist()
+    def eye(self, weight):
+        M, per_group = weight.shape[:2]
+        eye = torch.zeros_like(weight)
+        eye[torch.arange(M), torch.arange(M) % per_group, 1, 1] = 1.0
+        return eye
 
-    def pad_corner(kernel, K):
-        k = len(kernel)
-        return nn.functional.pad(torch.tensor(kernel), [0, K - k, 0, K - k]).tolist()
+    @torch.no_grad()
+    def reparameterize(self):
+        w3, b3 = self.fold(self.conv3x3.conv.weight, self.conv3x3.bn)
+        w1, b1 = self.fold(self.conv1x1.conv.weight, self.conv1x1.bn)
+        weight, bias = w3 + self.pad(w1), b3 + b1
+        if self.identity is not None:
+            wi, bi = self.fold(self.eye(weight), self.identity)
+            weight, bias = weight + wi, bias + bi
+        conv = self.conv3x3.conv
+        self.reparam = nn.Conv2d(conv.in_channels, conv.out_channels, 3, conv.stride, 1, groups=conv.groups)
+        self.reparam.weight.copy_(weight)
+        self.reparam.bias.copy_(bias)
+        self.conv3x3 = self.conv1x1 = self.identity = None
 
-    assert check("7.2", pad_ok).points == 2
-    result = check("7.2", pad_corner)
-    assert result.points == 0 and "centred" in result.message
 
-    assert check("7.3", lambda channels, groups, K: identity_kernel(channels, K, groups).tolist()).points == 2
-    result = check("7.3", lambda channels, groups, K: identity_kernel(channels, K, 1).tolist())
-    assert result.points == 0 and "C/G" in result.message
-    result = check("7.3", lambda channels, groups, K: identity_kernel(channels, K, groups))
+class _NoEps(_RepVGGByHand):
+    def fold(self, kernel, bn):
+        t = bn.weight / torch.sqrt(bn.running_var)
+        return kernel * t.reshape(-1, 1, 1, 1), bn.bias - t * bn.running_mean
+
+
+class _CornerPad(_RepVGGByHand):
+    def pad(self, w1):
+        return nn.functional.pad(w1, [0, 2, 0, 2])
+
+
+class _UngroupedIdentity(_RepVGGByHand):
+    def eye(self, weight):  # forgets the groups: output i reads input i, even past N/G
+        eye = torch.zeros_like(weight)
+        for i in range(min(weight.shape[0], weight.shape[1])):
+            eye[i, i, 1, 1] = 1.0
+        return eye
+
+
+class _NoStride(_RepVGGByHand):
+    @torch.no_grad()
+    def reparameterize(self):
+        super().reparameterize()
+        self.reparam.stride = (1, 1)
+
+
+class _KeepsBranches(_RepVGGByHand):
+    @torch.no_grad()
+    def reparameterize(self):
+        branches = (self.conv3x3, self.conv1x1, self.identity)
+        super().reparameterize()
+        self.conv3x3, self.conv1x1, self.identity = branches
+
+
+def test_exercise_7_1_repvgg_reparameterize_messages(capsys):
+    assert check("7.1", _RepVGGByHand).points == 5
+    assert check("7.1", RepVGGBlock).points == 5  # the course's own block passes its own check
+    result = check("7.1", _NoEps)
+    assert result.points == 0 and "BN eps ignored" in result.message
+    result = check("7.1", _CornerPad)
+    assert result.points == 0 and "1x1 kernel not centred when padded" in result.message
+    result = check("7.1", _UngroupedIdentity)
     assert result.points == 0
+    assert "outputs match without the identity branch but not with it: check the identity kernel" in result.message
+    assert "groups=4" in result.message  # the first failing case is the grouped one
+    result = check("7.1", _NoStride)
+    assert result.points == 0 and "shape" in result.message and "stride" in result.message
+    result = check("7.1", _KeepsBranches)
+    assert result.points == 0 and "still holds 3 conv(s) and 3 BatchNorm(s)" in result.message
+    capsys.readouterr()
 
+
+def test_exercise_7_1_grader_runs_hidden_and_drawn_cases():
+    import json
+
+    from course.exercises import collect_outcomes, grade_outcomes
+
+    exercise = REGISTRY["7.1"]
+    cases = exercise.grading_cases(seed=3)
+    assert len(cases) == len(exercise.cases) + len(exercise.hidden_cases) + exercise.n_drawn
+    for answer, points in ((_RepVGGByHand, 5), (_CornerPad, 0)):
+        outcomes = collect_outcomes(answer, exercise.kind, exercise.case_args(cases), call=exercise.run_case)
+        got, message = grade_outcomes(exercise, json.loads(json.dumps(outcomes)), cases)
+        assert got == points, message
+
+
+def test_exercise_7_2_unit_params_messages(capsys):
     def params_ok(N, M, K, groups, k, stride):
         return ch07.unit_params(N, M, K, groups, k, stride), ch07.unit_params(N, M, K, groups, k, stride, deploy=True)
 
@@ -325,10 +406,89 @@ def test_exercises_accept_reference_and_reject_mistakes(capsys):
         train, deploy = params_ok(N, M, K, groups, k, stride)
         return train - (2 * M if N == M and stride == 1 else 0), deploy
 
-    assert check("7.4", params_ok).points == 2
-    result = check("7.4", params_no_identity)
+    assert check("7.2", params_ok).points == 2
+    result = check("7.2", params_no_identity)
     assert result.points == 0 and "identity" in result.message
     capsys.readouterr()
+
+
+def test_clearly_slower_by_hand():
+    rounds = {"ReLU": [1.0, 2.0, 1.0, 2.0, 1.0], "GELU": [1.1, 2.2, 1.1, 2.2, 1.1], "h-swish": [1.0, 2.0, 1.2, 1.9, 1.0]}
+    # GELU: every per-round ratio is 1.1; h-swish ratios 1, 1, 1.2, 0.95, 1: 25th percentile 1.0, not above 1
+    assert ch07.clearly_slower(rounds, "ReLU") == ["GELU"]
+    assert ch07.clearly_slower(rounds, "GELU") == []
+    with pytest.raises(ValueError, match="baseline"):
+        ch07.clearly_slower(rounds, "SiLU")
+    with pytest.raises(ValueError, match="pair"):
+        ch07.clearly_slower({"ReLU": [1.0, 1.0], "GELU": [1.0]}, "ReLU")
+
+
+def test_exercise_7_3_clearly_slower_messages(capsys):
+    assert check("7.3", ch07.clearly_slower).points == 3
+
+    def medians(rounds, baseline):
+        import statistics
+
+        base = statistics.median(rounds[baseline])
+        return sorted(n for n, t in rounds.items() if n != baseline and statistics.median(t) > base)
+
+    def unpaired(rounds, baseline):
+        import numpy as np
+
+        q3 = np.percentile(rounds[baseline], 75)
+        return sorted(n for n, t in rounds.items() if n != baseline and np.percentile(t, 25) > q3)
+
+    def with_baseline(rounds, baseline):
+        return sorted(ch07.clearly_slower(rounds, baseline) + [baseline])
+
+    result = check("7.3", medians)
+    assert result.points == 0 and "median ratio above 1 can be noise" in result.message
+    result = check("7.3", unpaired)
+    assert result.points == 0 and "compare round by round" in result.message
+    result = check("7.3", with_baseline)
+    assert result.points == 0 and "leave the baseline" in result.message
+    capsys.readouterr()
+
+
+def test_activation_verdict_from_fake_timings():
+    from course.latency import Timing
+
+    def timing(times, group=7):
+        return Timing.from_samples(times, len(times), "cpu", 1, group=group)
+
+    timings = {"ReLU": timing([1.0, 2.0, 1.0, 2.0, 1.0]), "GELU": timing([1.1, 2.2, 1.1, 2.2, 1.1]),
+               "h-swish": timing([1.0, 2.0, 1.2, 1.9, 1.0])}
+    verdict = ch07.activation_verdict(timings)
+    assert "clearly slower than ReLU: GELU 1.10x" in verdict and "not clearly slower: h-swish" in verdict
+
+
+def test_activation_nets_and_measurement():
+    x = torch.randn(1, 32, 8, 8)
+    nets = {name: ch07.activation_net(name, C=32, depth=2) for name in ch07.ACTIVATIONS}
+    macs = {name: count(net, x).macs for name, net in nets.items()}
+    per_block = 8 * 8 * 32 * (9 + 32)  # depthwise 3x3 + pointwise 1x1
+    assert macs["ReLU"] == macs["GELU"] == macs["h-swish"] == 2 * per_block
+    assert macs["SE + ReLU"] == 2 * (per_block + 2 * 32 * 2)  # SE: C -> C/16 -> C on the pooled vector
+    # the same convolutions in every net (seeded): only the activation differs
+    assert torch.equal(nets["ReLU"][0].depthwise.weight, nets["GELU"][0].depthwise.weight)
+    with torch.no_grad():
+        assert not torch.allclose(nets["ReLU"](x), nets["GELU"](x))
+    with pytest.raises(ValueError, match="activation"):
+        ch07.activation_net("swish")
+    result = ch07.measure_activations(C=16, H=8, depth=1, activations=("ReLU", "GELU"), budget_s=0.05)
+    relu, gelu = result["timings"]["ReLU"], result["timings"]["GELU"]
+    assert relu.group == gelu.group and relu.samples == gelu.samples >= 5  # interleaved rounds
+    assert result["rows"][0]["time vs ReLU"] is None and result["rows"][1]["time vs ReLU"].paired
+    assert result["verdict"].startswith("On this device (1 thread")
+
+
+def test_describe_equivalence_words_follow_the_number():
+    assert ch07.describe_equivalence(1.4e-15, "float64").startswith(
+        "float64: largest relative difference 1.4e-15, 13 units of float64 rounding")
+    assert ch07.describe_equivalence(0.0).endswith("bit for bit equal.")
+    assert "NOT equal" in ch07.describe_equivalence(0.02)
+    with pytest.raises(ValueError, match="dtype"):
+        ch07.describe_equivalence(1e-7, "int8")
 
 
 def test_sweep_and_figures():

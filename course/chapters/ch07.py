@@ -8,11 +8,15 @@
 * :func:`compare_train_deploy`: params, MACs, latency and peak memory, train vs deploy.
 * :func:`unit_params`, :func:`unit_macs`: closed forms for one MobileOne unit / RepVGG block.
 * :func:`reparam_explorer`: sliders over the number of branches k and the channels.
+* :func:`measure_activations`: MobileOne's activation-function argument on this device (ReLU,
+  GELU, h-swish, SE + ReLU in the same small net, measured interleaved), with
+  :func:`clearly_slower` (paired per-round ratios -> a verdict) and :func:`activation_verdict`.
+* :func:`describe_equivalence`: the sentence about a deploy-vs-train difference, from the number.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -24,7 +28,13 @@ from course.blocks.reparam import MobileOneUnit, RepVGGBlock, reparameterize_mod
 from course.cost import conv_output_size, count
 
 __all__ = [
+    "ACTIVATIONS",
+    "activation_net",
+    "activation_verdict",
+    "clearly_slower",
     "compare_train_deploy",
+    "describe_equivalence",
+    "measure_activations",
     "deploy_vs_train",
     "make_block",
     "max_relative_diff",
@@ -34,6 +44,7 @@ __all__ = [
     "plot_speedups",
     "reparam_explorer",
     "sweep_branches",
+    "train_deploy_rows",
     "unit_macs",
     "unit_params",
 ]
@@ -52,6 +63,32 @@ def deploy_vs_train(model: nn.Module, x: torch.Tensor) -> Tuple[nn.Module, float
     model = model.eval()
     deploy = reparameterize_model(model)
     return deploy, max_relative_diff(deploy(x), model(x))
+
+
+def describe_equivalence(rel_diff: float, dtype: str = "float32") -> str:
+    """The sentence a notebook prints about a deploy-vs-train difference, from the number.
+
+    ``rel_diff`` is :func:`max_relative_diff` (largest difference over the largest output). It
+    is compared with the unit roundoff of ``dtype`` (``2^-24`` for float32, ``2^-53`` for
+    float64): a rewrite that is exact in real arithmetic leaves differences of some tens to
+    thousands of roundoffs (one per operation, accumulated over the depth); more than 10,000 is
+    reported as not equal. A wrong folding shows in float64, where it does not shrink with the
+    precision (a forgotten eps of 1e-5 is ~5e-6 relative: some 80 units in float32, 4e10 in float64)::
+
+        float64: largest relative difference 1.4e-15, 6 units of float64 rounding (1.1e-16): equal up to rounding.
+    """
+    roundoff = {"float32": 2.0 ** -24, "float64": 2.0 ** -53, "float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}.get(dtype)
+    if roundoff is None:
+        raise ValueError(f"dtype must be one of float32, float64, float16, bfloat16; got {dtype!r}")
+    units = rel_diff / roundoff
+    if rel_diff == 0:
+        verdict = "bit for bit equal"
+    elif units <= 1e4:
+        verdict = "equal up to rounding"
+    else:
+        verdict = "NOT equal: more than rounding can explain (check the folding)"
+    return (f"{dtype}: largest relative difference {rel_diff:.1e}, {units:,.0f} units of {dtype} rounding "
+            f"({roundoff:.1e}): {verdict}.")
 
 
 # --- train vs deploy ---------------------------------------------------------------------------
@@ -93,6 +130,14 @@ def compare_train_deploy(
                                                   timings["train"], result["macs"][1], result["macs"][0])
     result["noisy"] = timings["train"].noisy or timings["deploy"].noisy
     return result
+
+
+def train_deploy_rows(results: Mapping[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Rows for :func:`course.tables.show` from ``{label: compare_train_deploy(...)}``: the two
+    timings (median ± IQR), the deploy speed-up with its paired IQR, and peak activations in MB."""
+    return [{"": label, "train-time": r["latency"][0], "deploy-time": r["latency"][1],
+             "deploy speed-up": r["speedup_iqr"], "peak MB: train": r["peak_bytes"][0] / 1e6,
+             "deploy": r["peak_bytes"][1] / 1e6} for label, r in results.items()]
 
 
 # --- closed forms --------------------------------------------------------------------------
@@ -251,3 +296,125 @@ def plot_speedups(names, train, deploy, title: str = "deploy-time speed-up"):
                        ratio=("train-time", "deploy-time"))
     fig.axes[0].set_title(title + " (bars: median, error bars: IQR)", fontsize=10)
     return fig
+
+
+# --- activation functions (MobileOne, Sec. 3: activation functions and SE cost latency) ----------
+
+#: The activations the chapter measures: the name -> how it is built into :func:`activation_net`.
+ACTIVATIONS = ("ReLU", "GELU", "h-swish", "SE + ReLU")
+_ACT_CLASSES = {"ReLU": nn.ReLU, "GELU": nn.GELU, "h-swish": nn.Hardswish, "SE + ReLU": nn.ReLU}
+
+
+class _ActUnit(nn.Module):
+    """A deploy-time MobileOne block with a chosen activation: depthwise 3x3 conv (bias) ->
+    [SE] -> act -> 1x1 conv (bias) -> act. ``(B, C, H, W) -> (B, C, H, W)``."""
+
+    def __init__(self, C: int, activation: str):
+        super().__init__()
+        from course.blocks.bottleneck import SqueezeExcite
+
+        act = _ACT_CLASSES[activation]
+        self.depthwise = nn.Conv2d(C, C, 3, padding=1, groups=C)
+        self.se = SqueezeExcite(C, max(1, C // 16)) if activation.startswith("SE") else None
+        self.act1, self.pointwise, self.act2 = act(), nn.Conv2d(C, C, 1), act()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.depthwise(x)
+        if self.se is not None:
+            x = self.se(x)  # global average pool: the whole map must exist before the gate
+        return self.act2(self.pointwise(self.act1(x)))
+
+
+def activation_net(activation: str, C: int = 64, depth: int = 4, seed: int = 0) -> nn.Module:
+    """``depth`` deploy-time MobileOne blocks (:class:`_ActUnit`) with one activation, seeded, in
+    eval mode: the same convolutions for every activation, so the latency differences are the
+    activations' (and SE's). MACs per block: ``H·W·C·(9 + C)`` (+ ``2·C·C/16`` with SE).
+
+    Raises:
+        ValueError: for an activation not in :data:`ACTIVATIONS`.
+    """
+    if activation not in _ACT_CLASSES:
+        raise ValueError(f"activation={activation!r} is not one of {ACTIVATIONS}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Sequential(*[_ActUnit(C, activation) for _ in range(depth)]).eval()
+
+
+def clearly_slower(rounds: Mapping[str, Sequence[float]], baseline: str) -> List[str]:
+    """The names whose time is clearly above ``baseline``'s, from paired per-round timings.
+
+    ``rounds[name][i]`` is the time of ``name`` in round ``i`` (the contenders measured in
+    alternating rounds, :func:`course.latency.measure_interleaved`). Per round the ratio
+    ``r_i = rounds[name][i] / rounds[baseline][i]``; a name is *clearly slower* when the 25th
+    percentile of its ``r_i`` (linear interpolation, NumPy's default) is above 1: the whole
+    interquartile range of the ratio lies above 1, which a load spike (it hits both sides of a
+    round) cannot fake. Returns the names, baseline excluded, sorted.
+
+    Raises:
+        ValueError: when ``baseline`` is missing or a list's length differs from the baseline's.
+    """
+    from course.latency.timing import _quantile
+
+    if baseline not in rounds:
+        raise ValueError(f"baseline={baseline!r} is not among {list(rounds)}")
+    base = list(rounds[baseline])
+    slower = []
+    for name, times in rounds.items():
+        if name == baseline:
+            continue
+        if len(times) != len(base) or not base:
+            raise ValueError(f"rounds[{name!r}] has {len(times)} times, the baseline {len(base)}: they must pair up")
+        ratios = sorted(t / b for t, b in zip(times, base))
+        if _quantile(ratios, 0.25) > 1.0:
+            slower.append(name)
+    return sorted(slower)
+
+
+def activation_verdict(timings: Mapping[str, "latency.Timing"], baseline: str = "ReLU") -> str:
+    """One sentence from interleaved timings (:func:`measure_activations`): which activations are
+    clearly slower than ``baseline`` (:func:`clearly_slower` on the per-round samples) and by how
+    much, and which are not (within the noise, or faster)."""
+    rounds = {name: t.times_s for name, t in timings.items()}
+    slower = clearly_slower(rounds, baseline)
+    base = timings[baseline]
+    parts = []
+    named = [n for n in timings if n in slower]
+    if named:
+        parts.append(f"clearly slower than {baseline}: " + ", ".join(
+            f"{n} {latency.speedup(base, timings[n])}" for n in named))
+    rest = [n for n in timings if n != baseline and n not in slower]
+    if rest:
+        parts.append(f"not clearly slower: " + ", ".join(
+            f"{n} {latency.speedup(base, timings[n])}" for n in rest))
+    noisy = " Some timings are noisy: rerun on a quieter machine." if any(t.noisy for t in timings.values()) else ""
+    return f"On this device ({base.threads} thread{'s' if base.threads != 1 else ''}, time ratio vs {baseline} " \
+           f"with the IQR of the per-round ratios), " + "; ".join(parts) + "." + noisy
+
+
+def measure_activations(
+    C: int = 64,
+    H: int = 28,
+    depth: int = 4,
+    activations: Sequence[str] = ACTIVATIONS,
+    threads: Optional[int] = None,
+    budget_s: float = 2.0,
+) -> Dict[str, Any]:
+    """Time :func:`activation_net` for each activation, batch 1, all in the same alternating
+    rounds (:func:`course.latency.measure_interleaved`, the course's policy).
+
+    Returns ``timings`` ``{activation: Timing}``, ``macs`` ``{activation: int}`` (the counter's),
+    ``rows`` (for :func:`course.tables.show`: activation, latency, time vs the first activation
+    as a :class:`~course.latency.Speedup`, MACs) and ``verdict`` (:func:`activation_verdict`
+    against the first activation).
+    """
+    activations = list(activations)
+    x = torch.randn(1, C, H, H, generator=torch.Generator().manual_seed(0))
+    nets = {name: activation_net(name, C, depth) for name in activations}
+    timings = latency.measure_interleaved({n: (net, (x,)) for n, net in nets.items()}, threads=threads,
+                                          budget_s=budget_s)
+    macs = {n: count(net, x).macs for n, net in nets.items()}
+    base = activations[0]
+    rows = [{"activation": n, "latency": timings[n],
+             f"time vs {base}": latency.speedup(timings[base], timings[n]) if n != base else None,
+             "MACs": macs[n]} for n in activations]
+    return {"timings": timings, "macs": macs, "rows": rows, "verdict": activation_verdict(timings, base)}
