@@ -37,6 +37,8 @@ __all__ = [
     "ATTENTIONS",
     "STAGE1",
     "KERNELS",
+    "KERNEL_COLUMNS",
+    "SWEEP_COLUMNS",
     "attention_explorer",
     "attention_kernels",
     "attention_formula",
@@ -250,9 +252,12 @@ def sweep_table(rows: Sequence[dict]) -> "tables.Table":
     marked, "—" when not measured) and peak MB."""
     from course import tables
 
-    return tables.table(rows, [("resolution", "input"), ("kind", "attention"), ("tokens", "tokens"),
-                               ("macs", "MACs", "G"), ("scores_MB", "scores MB", ".1f"),
-                               ("timing", "latency"), ("peak_MB", "peak MB", ".1f")])
+    return tables.table(rows, SWEEP_COLUMNS)
+
+
+#: :func:`resolution_sweep`'s columns for :func:`course.tables.show`.
+SWEEP_COLUMNS = [("resolution", "input"), ("kind", "attention"), ("tokens", "tokens"), ("macs", "MACs", "G"),
+                 ("scores_MB", "scores MB", ".1f"), ("timing", "latency"), ("peak_MB", "peak MB", ".1f")]
 
 
 _COLORS = {"global": "tab:red", "window": "tab:blue", "sra": "tab:green", "linear": "tab:purple",
@@ -529,10 +534,10 @@ def kernels_table(rows: Sequence[dict]) -> "tables.Table":
     rows to :func:`course.tables.show`)."""
     from course import tables
 
-    return tables.table(rows, _KERNEL_COLUMNS)
+    return tables.table(rows, KERNEL_COLUMNS)
 
 
-_KERNEL_COLUMNS = [("tokens", "tokens T"), ("kernel", "kernel"), ("macs", "MACs (counter)", "M"),
+KERNEL_COLUMNS = [("tokens", "tokens T"), ("kernel", "kernel"), ("macs", "MACs (counter)", "M"),
                    ("scores_MB", "one T x T scores MB", ".1f"), ("peak_MB", "peak live MB", ".2f"),
                    ("written_MB", "written MB", ".1f"), ("timing", "latency")]
 

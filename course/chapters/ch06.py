@@ -23,6 +23,7 @@ from course.cost.metaformer import metaformer_cost, most_params_mixer  # noqa: F
 from course.mixers import MIXER_NAMES, check_mixer_name
 
 __all__ = [
+    "EFFICIENTFORMERV2_COLUMNS",
     "MIXER_TABLE",
     "compare_mixers",
     "efficientformerv2_layout",
