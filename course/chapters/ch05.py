@@ -270,8 +270,8 @@ _MARKERS = {"global": "o", "window": "s", "sra": "^", "linear": "D", "cascaded":
 def cost_curves(rows: Sequence[dict], title: str = ""):
     """One figure, three panels against input resolution: formula MACs, measured latency (ms,
     with IQR error bars; a noisy point hollow), measured peak memory (MB); one line per
-    attention, each with its own marker so that no point hides another; log scales with plain
-    tick labels. Unmeasured points are left out of the two measured panels (the legend says how
+    attention, each with its own marker and a small sideways offset so that no point hides
+    another; one legend below the panels; log scales with plain tick labels. Unmeasured points are left out of the two measured panels (the legend says how
     many). Returns the matplotlib ``Figure``."""
     from matplotlib import ticker
     from matplotlib.figure import Figure
@@ -286,14 +286,15 @@ def cost_curves(rows: Sequence[dict], title: str = ""):
     resolutions = sorted({r["resolution"] for r in rows})
     missing = {}
     for ax, (key, label) in zip(axes, panels):
-        for kind in _COLORS:
+        for i, kind in enumerate(_COLORS):
             mine = [r for r in rows if r["kind"] == kind]
             points = [r for r in mine if r[key] is not None]
             if key != "macs":
                 missing[kind] = max(missing.get(kind, 0), len(mine) - len(points))
             if not points:
                 continue
-            xs = [r["resolution"] for r in points]
+            # each attention a little to the side of the resolution, so that equal values hide no point
+            xs = [r["resolution"] * 2 ** (0.025 * (i - (len(_COLORS) - 1) / 2)) for r in points]
             if key == "ms":
                 timing_errorbar(ax, xs, [r["timing"] or r["ms"] for r in points], color=_COLORS[kind],
                                 marker=markers[kind])
