@@ -342,10 +342,10 @@ def test_resolution_sweep_formulas_and_skips(seeded):
     from course.chapters.ch05 import attention_formula, attention_layer, resolution_sweep
 
     rows = resolution_sweep((64, 128), measure=True, max_measured_macs=2e7, budget_s=0.02, memory=False)
-    assert len(rows) == 6
+    assert len(rows) == 10 and {r["kind"] for r in rows} == {"global", "window", "sra", "linear", "cascaded"}
     for row in rows:
         h = row["h"]
-        assert row["macs"] == count(attention_layer(row["kind"], 64, 1, 7, 8), seeded(1, 64, h, h)).macs
+        assert row["macs"] == count(attention_layer(row["kind"], 64, 1, 7, 8, h=h), seeded(1, 64, h, h)).macs
         assert (row["ms"] is None) == (row["macs"] > 2e7) == (row["timing"] is None)
     measured = [r for r in rows if r["timing"] is not None]
     assert all(r["timing"].samples >= 5 and r["timing"].threads == 1 for r in measured)
@@ -366,7 +366,8 @@ def test_figures_build():
     from course.chapters.ch05 import cost_curves, resolution_sweep, window_figure
 
     fig = cost_curves(resolution_sweep((64, 128), measure=False))
-    assert len(fig.axes) == 3 and len(fig.axes[0].lines) == 3
+    assert len(fig.axes) == 3 and len(fig.axes[0].lines) == 5
+    assert len(fig.legends) == 1  # one legend below the panels: it hides no point
     assert len(window_figure(8, 4).axes) == 3
 
 
@@ -397,6 +398,75 @@ def test_chapter5_exercises_accept_right_and_reject_wrong_answers():
     assert check("5.3", window_attention_macs, quiet=True).passed
     wrong = check("5.3", lambda h, w, C, window: 4 * h * w * C * C + 2 * window ** 2 * h * w * C, quiet=True)
     assert not wrong.passed and "padded" in wrong.message
-    shifted = check("5.1", lambda y, x, h, w, window, shift: (y // window) * (w // window) + x // window, quiet=True)
-    assert not shifted.passed and "before the shift" in shifted.message
-    assert not check("5.2", lambda h, w, C: 2 * (h * w) ** 2 * C, quiet=True).passed
+    # 5.1 (the mask) and 5.2 (SRA's forward) are tested in tests/test_exercises_ch05.py
+
+
+# --- EfficientViT's attentions on the chapter's curves, and the attention kernels ----------------
+
+
+@pytest.mark.parametrize("h", [8, 14, 15])
+def test_linear_attention_formula_equals_counter_and_is_linear_in_tokens(h, seeded):
+    from course.chapters.ch05 import attention_formula, attention_layer
+
+    layer = attention_layer("linear", C=64)
+    assert count(layer, seeded(1, 64, h, h)).macs == attention_formula("linear", h, h, 64).macs
+    # exactly linear in the tokens: four times the tokens, four times the MACs
+    assert attention_formula("linear", 2 * h, 2 * h, 64).macs == 4 * attention_formula("linear", h, h, 64).macs
+
+
+def test_cascaded_attention_is_linear_in_windows_and_has_no_closed_form_here(seeded):
+    from course.chapters.ch05 import attention_formula, attention_macs
+
+    assert attention_macs("cascaded", 28) == 4 * attention_macs("cascaded", 14)  # 4 x the windows
+    with pytest.raises(ValueError, match="no closed form"):
+        attention_formula("cascaded", 14, 14)
+
+
+def test_attention_kernels_same_macs_and_the_math_kernel_holds_the_scores():
+    from course.chapters.ch05 import SDPA, attention_kernels, kernel_verdicts, kernels_table
+
+    rows = attention_kernels((64, 256), d=32, heads=2, measure=False)
+    assert [(r["tokens"], r["kernel"]) for r in rows] == [(64, "math"), (64, "fused"), (256, "math"), (256, "fused")]
+    for T in (64, 256):
+        math_row, fused = (r for r in rows if r["tokens"] == T)
+        assert math_row["macs"] == fused["macs"] == 2 * 2 * T * T * 32  # Q Kᵀ and A V, per head
+        scores = 2 * T * T * 4 / 1e6  # heads x T x T float32
+        assert math_row["scores_MB"] == pytest.approx(scores)
+        assert math_row["peak_MB"] >= scores  # the math kernel holds a score tensor
+        assert fused["peak_MB"] < math_row["peak_MB"] and fused["written_MB"] < math_row["written_MB"]
+        if T == 256:  # the output and its log-sum-exp only: far below the scores
+            assert fused["peak_MB"] < scores / 4 and fused["written_MB"] < math_row["written_MB"] / 4
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 100, 16, generator=g) for _ in range(3))
+    torch.testing.assert_close(SDPA("fused")(q, k, v), SDPA("math")(q, k, v), rtol=1e-5, atol=1e-5)
+    assert "fused" in str(kernels_table(rows)) and kernel_verdicts(rows) == []  # nothing measured, nothing said
+    with pytest.raises(ValueError, match="kernel='flash'"):
+        SDPA("flash")
+
+
+def test_written_bytes_counts_every_returned_tensor():
+    from course.chapters.ch05 import written_bytes
+
+    class TwoOps(nn.Module):
+        def forward(self, x):
+            return (x * 2).relu()
+
+    assert written_bytes(TwoOps(), torch.zeros(10, 10)) == 2 * 100 * 4
+
+
+def test_verdicts_are_written_from_the_measurements():
+    from course.chapters.ch05 import verdicts
+    from course.latency.timing import Timing
+
+    def timing(ms, group=1):
+        return Timing.from_samples([ms / 1e3 * f for f in (0.99, 1.0, 1.01, 1.0, 1.0)], calls=1, device="cpu",
+                                   threads=1, group=group)
+
+    rows = [dict(resolution=224, kind="global", macs=1000, timing=timing(10.0)),
+            dict(resolution=224, kind="window", macs=100, timing=timing(5.0)),
+            dict(resolution=224, kind="linear", macs=100, timing=timing(10.0))]
+    text = verdicts(rows)
+    assert text[0].startswith("224 input: On this device, window (Swin) is 2.0x faster than global (ViT)")
+    assert "10x fewer MACs" in text[0]
+    assert "same time within the noise" in text[1]
+    assert "ReLU linear (EfficientViT-B) is 2.0x slower than window (Swin)" in text[2]

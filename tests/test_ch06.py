@@ -160,7 +160,50 @@ def test_chapter6_exercises_accept_right_and_reject_wrong_answers():
     assert check("6.2", lambda h, w, C, pool_size: (pool_size ** 2 + 1) * h * w * C, quiet=True).passed
     no_sub = check("6.2", lambda h, w, C, pool_size: pool_size ** 2 * h * w * C, quiet=True)
     assert not no_sub.passed and "subtraction" in no_sub.message
-    no_mlp = check("6.1", lambda mixer, h, w, C: 0, quiet=True)
-    assert not no_mlp.passed
+    # 6.1 (the MetaFormer block) is tested in tests/test_exercises_ch06.py
     assert not check("6.3", "pool", quiet=True).passed
     assert "not a mixer name" in check("6.3", "mlp", quiet=True).message
+
+
+# --- verdicts and EfficientFormerV2 ---------------------------------------------------------------
+
+
+def test_mixer_verdicts_are_written_from_the_measurements():
+    from course.chapters.ch06 import mixer_verdicts
+    from course.latency.timing import Timing
+
+    def timing(ms):
+        return Timing.from_samples([ms / 1e3 * f for f in (0.99, 1.0, 1.01, 1.0, 1.0)], calls=1, device="cpu",
+                                   threads=1, group=7)
+
+    rows = [dict(mixer="identity", macs=100, timing=timing(10.0)), dict(mixer="pool", macs=100, timing=timing(20.0)),
+            dict(mixer="attention", macs=300, timing=timing(20.2)), dict(mixer="shift", macs=100, timing=None)]
+    text = mixer_verdicts(rows)
+    assert len(text) == 2  # dwconv and window were not measured
+    assert text[0].startswith("On this device, the identity MetaFormer is 2.0x faster than the pool one")
+    assert text[1].startswith("On this device, the pool MetaFormer") and "3.0x fewer MACs" in text[1]
+
+
+def test_efficientformerv2_layout_puts_attention_in_the_last_blocks_of_stages_3_and_4():
+    from course.chapters.ch06 import efficientformerv2_layout
+    from course.models.efficientformerv2 import CONFIGS
+
+    for size, (widths, depths, _, num_vit) in CONFIGS.items():
+        rows = efficientformerv2_layout(f"efficientformerv2_{size}")
+        assert [r["width"] for r in rows] == list(widths)
+        assert [r["attention blocks (3D)"] for r in rows] == [0, 0, num_vit, num_vit]
+        assert [r["conv blocks (4D)"] + r["attention blocks (3D)"] for r in rows] == list(depths)
+        assert [r["strided attention"] for r in rows] == [False, False, True, False]
+        assert [r["attention in downsampling"] for r in rows] == [False, False, False, True]
+        assert rows[2]["attention tokens"] == 49  # the 14 x 14 map attended at 7 x 7
+
+
+@pytest.mark.slow
+def test_efficientformerv2_table_matches_twin_and_paper():
+    from course.chapters.ch06 import EFFICIENTFORMERV2_COLUMNS, efficientformerv2_table
+    from course.tables import table
+
+    (row,) = efficientformerv2_table(("efficientformerv2_s0",))
+    assert row["params"] == row["twin params"] == 3_600_256
+    assert row["max abs diff"] <= 1e-5 and abs(row["MACs vs paper"]) <= 0.02
+    assert "efficientformerv2_s0" in str(table([row], EFFICIENTFORMERV2_COLUMNS))

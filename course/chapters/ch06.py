@@ -5,7 +5,11 @@
   MACs and parameters of a whole :class:`course.models.metaformer.MetaFormer`.
 * :func:`mixer_costs`: each mixer alone on one map, formula and counter.
 * :func:`compare_mixers`: one macro-architecture, every mixer: params, MACs, latency.
+* :func:`mixer_verdicts`: the sentences about :func:`compare_mixers`' measurements, from them.
 * :func:`metaformer_explorer`: pick the mixer, the stage depths and the width.
+* :func:`efficientformerv2_layout` and :func:`efficientformerv2_table`: where EfficientFormerV2
+  (Li et al., ICCV 2023) puts its conv (4D) and attention (3D) blocks, and the course's S0-S2
+  against their timm twins and the paper.
 """
 
 from __future__ import annotations
@@ -19,12 +23,16 @@ from course.cost.metaformer import metaformer_cost, most_params_mixer  # noqa: F
 from course.mixers import MIXER_NAMES, check_mixer_name
 
 __all__ = [
+    "EFFICIENTFORMERV2_COLUMNS",
     "MIXER_TABLE",
     "compare_mixers",
+    "efficientformerv2_layout",
+    "efficientformerv2_table",
     "metaformer_cost",
     "metaformer_explorer",
     "mixer_costs",
     "mixer_table",
+    "mixer_verdicts",
     "mixers_table",
     "most_params_mixer",
 ]
@@ -156,3 +164,90 @@ def metaformer_explorer(measure: bool = True, budget_s: float = 0.3):
 
     return Explorer(controls, build, formula, measure=measure, budget_s=budget_s,
                     title="Chapter 6: one MetaFormer, your token mixer", compare=("macs", "params"))
+
+
+def mixer_verdicts(rows: Sequence[dict], pairs: Sequence[tuple] = (("identity", "pool"), ("pool", "attention"),
+                                                                      ("dwconv", "pool"), ("window", "attention"))) -> List[str]:
+    """One sentence per ``(a, b)`` pair of :func:`compare_mixers`' measured rows, written from the
+    interleaved timings by :func:`course.latency.describe_speedup` (with the MACs ratio)."""
+    from course.latency import describe_speedup
+
+    by_name = {r["mixer"]: r for r in rows if r.get("timing") is not None}
+    out = []
+    for a, b in pairs:
+        if a in by_name and b in by_name:
+            out.append(describe_speedup(f"the {a} MetaFormer", by_name[a]["timing"], f"the {b} one", by_name[b]["timing"],
+                                        by_name[a]["macs"], by_name[b]["macs"]))
+    return out
+
+
+# --- EfficientFormerV2 ---------------------------------------------------------------------------
+
+
+def efficientformerv2_layout(name: str = "efficientformerv2_s0") -> List[dict]:
+    """Where the zoo's EfficientFormerV2 ``name`` puts its blocks, read from the built model: per
+    stage its stride, map size at 224 input, width, how many conv (4D) blocks and attention (3D)
+    blocks it has, whether the attention is strided (Q, K, V on a map half the size) and whether
+    the downsampling into it has an attention path."""
+    from course.blocks.efficientformer import Attention4D
+    from course.models import create_model
+
+    model = create_model(name)
+    rows, size = [], 224 // 4
+    for i, stage in enumerate(model.stages):
+        if i:
+            size = -(-size // 2)
+        blocks = list(stage.blocks)
+        attention = [b.token_mixer for b in blocks if isinstance(b.token_mixer, Attention4D)]
+        down = getattr(stage, "downsample", None)
+        rows.append({
+            "stage": i + 1, "stride": 4 * 2 ** i, "map": f"{size} x {size}", "width": blocks[0].ls2.scale.numel(),
+            "conv blocks (4D)": len(blocks) - len(attention), "attention blocks (3D)": len(attention),
+            "attention tokens": (attention[0].resolution ** 2) if attention else 0,
+            "strided attention": bool(attention and attention[0].stride),
+            "attention in downsampling": bool(down is not None and getattr(down, "attn", None) is not None),
+        })
+    return rows
+
+
+def efficientformerv2_table(names: Sequence[str] = ("efficientformerv2_s0", "efficientformerv2_s1",
+                                                    "efficientformerv2_s2"),
+                            measure: bool = False, budget_s: float = 0.3, threads: Optional[int] = None) -> List[dict]:
+    """The course's EfficientFormerV2 models against their timm twins and the paper: params (course,
+    twin, paper), MACs (the counter, the paper, the difference in %), the largest output difference
+    after copying the twin's weights (eval, seeded 224 input), and, when ``measure``, eager latency
+    of course model and twin, timed in alternating rounds (by the course's policy)."""
+    from course import latency
+    from course.cost import count
+    from course.models import create_model, load_twin_weights, zoo
+    from course.models.twins import create_twin
+
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    rows = []
+    for name in names:
+        entry = zoo[name]
+        torch.manual_seed(0)
+        ours, twin = create_model(name).eval(), create_twin(entry).eval()
+        load_twin_weights(ours, twin, name)
+        with torch.no_grad():
+            diff = (ours(x) - twin(x)).abs().max().item()
+        macs = count(ours, x).macs
+        row = {"model": name, "params": sum(p.numel() for p in ours.parameters()),
+               "twin params": sum(p.numel() for p in twin.parameters()), "paper params": entry.paper.params_m * 1e6,
+               "MACs": macs, "paper MACs": entry.paper.macs_g * 1e9,
+               "MACs vs paper": macs / (entry.paper.macs_g * 1e9) - 1, "max abs diff": diff,
+               "top-1 (paper, distilled)": entry.paper.top1, "course": None, "twin": None}
+        if measure:
+            timings = latency.measure_interleaved({"course": (ours, (x,)), "twin": (twin, (x,))}, threads=threads,
+                                                  budget_s=2 * budget_s)
+            row["course"], row["twin"] = timings["course"], timings["twin"]
+        rows.append(row)
+    return rows
+
+
+#: Columns of :func:`efficientformerv2_table` for :func:`course.tables.show`.
+EFFICIENTFORMERV2_COLUMNS = [("model", "model"), ("params", "params", "M"), ("twin params", "twin", "M"),
+                             ("paper params", "paper", "M"), ("MACs", "MACs (counter)", "G"),
+                             ("paper MACs", "paper", "G"), ("MACs vs paper", "diff", "+.1%"),
+                             ("max abs diff", "max |out - twin|", ".1e"), ("top-1 (paper, distilled)", "top-1", ".1f"),
+                             ("course", "course eager"), ("twin", "timm eager")]

@@ -58,6 +58,8 @@ def collect_outcomes(answer, kind, cases, case_timeout_s=None, call=None):
                 return jsonable(obj.item(), depth + 1)
             if getattr(obj, "ndim", None) == 1 and callable(getattr(obj, "tolist", None)) and depth < 4:
                 return jsonable(obj.tolist(), depth + 1)
+            if getattr(obj, "ndim", None) in (2, 3) and callable(getattr(obj, "tolist", None)) and depth == 0:
+                return jsonable(obj.tolist(), depth + 1)  # a small matrix or mask (lists of at most 10,000 items)
         except Exception:
             pass
         return {"__unsupported__": type(obj).__name__}
