@@ -287,6 +287,10 @@ def test_speedup_unpaired_is_conservative_and_sentences_follow_the_numbers():
         "On this device, A and B take the same time within the noise (time ratio ")
     assert describe_speedup("A", fast, "B", same, 1, 2).endswith("although A does 2.0x fewer MACs.")
     assert describe_speedup("A", fast, "B", same, 5, 5).endswith("for the same MACs.")
+    # Close to 1x the work ratio is a percentage: "1.0x more MACs" would say nothing.
+    assert describe_speedup("A", fast, "B", same, 1.03, 1).endswith("although A does 3% more MACs.")
+    assert describe_speedup("separable", fast, "standard", slow, 1, 1.08).endswith("for 8% fewer MACs.")
+    assert describe_speedup("separable", fast, "standard", slow, 1, 1.1).endswith("for 1.1x fewer MACs.")
     noisy = Timing(3e-3, 1e-3, 20, "cpu", 1)
     assert describe_speedup("A", fast, "B", noisy).endswith("(noisy: rerun on a quieter machine)")
 

@@ -197,6 +197,11 @@ def _times(ratio: float) -> str:
     return f"{ratio:.1f}x" if ratio < 10 else f"{ratio:.0f}x"
 
 
+def _fewer_or_more(ratio: float) -> str:
+    """``ratio`` (> 1) as "3%" below 1.1x (where "1.0x" would say nothing), else as "2.4x"."""
+    return f"{100 * (ratio - 1):.0f}%" if ratio < 1.095 else _times(ratio)
+
+
 def describe_speedup(
     name_a: str,
     a: Timing,
@@ -226,9 +231,9 @@ def describe_speedup(
     if work_a is not None and work_b is not None and work_a > 0 and work_b > 0:
         w = work_b / work_a
         if w > 1.005:
-            phrase = f"{_times(w)} fewer {work}"
+            phrase = f"{_fewer_or_more(w)} fewer {work}"
         elif w < 1 / 1.005:
-            phrase = f"{_times(1 / w)} more {work}"
+            phrase = f"{_fewer_or_more(1 / w)} more {work}"
         else:
             phrase = f"the same {work}"
     if not s.clear:
