@@ -23,6 +23,7 @@ from torch import nn
 
 from course import latency
 from course.equivalence import max_relative_diff, randomize_bn
+from course.latency.compare import clearly_slower  # the rule of exercise 7.3, used by activation_verdict
 from course.latency.memory import peak_activation_bytes
 from course.blocks.reparam import MobileOneUnit, RepVGGBlock, reparameterize_model
 from course.cost import conv_output_size, count
@@ -338,36 +339,6 @@ def activation_net(activation: str, C: int = 64, depth: int = 4, seed: int = 0) 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return nn.Sequential(*[_ActUnit(C, activation) for _ in range(depth)]).eval()
-
-
-def clearly_slower(rounds: Mapping[str, Sequence[float]], baseline: str) -> List[str]:
-    """The names whose time is clearly above ``baseline``'s, from paired per-round timings.
-
-    ``rounds[name][i]`` is the time of ``name`` in round ``i`` (the contenders measured in
-    alternating rounds, :func:`course.latency.measure_interleaved`). Per round the ratio
-    ``r_i = rounds[name][i] / rounds[baseline][i]``; a name is *clearly slower* when the 25th
-    percentile of its ``r_i`` (linear interpolation, NumPy's default) is above 1: the whole
-    interquartile range of the ratio lies above 1, which a load spike (it hits both sides of a
-    round) cannot fake. Returns the names, baseline excluded, sorted.
-
-    Raises:
-        ValueError: when ``baseline`` is missing or a list's length differs from the baseline's.
-    """
-    from course.latency.timing import _quantile
-
-    if baseline not in rounds:
-        raise ValueError(f"baseline={baseline!r} is not among {list(rounds)}")
-    base = list(rounds[baseline])
-    slower = []
-    for name, times in rounds.items():
-        if name == baseline:
-            continue
-        if len(times) != len(base) or not base:
-            raise ValueError(f"rounds[{name!r}] has {len(times)} times, the baseline {len(base)}: they must pair up")
-        ratios = sorted(t / b for t, b in zip(times, base))
-        if _quantile(ratios, 0.25) > 1.0:
-            slower.append(name)
-    return sorted(slower)
 
 
 def activation_verdict(timings: Mapping[str, "latency.Timing"], baseline: str = "ReLU") -> str:

@@ -6,7 +6,7 @@
   stride 1 and 2, ``N != M``, groups, eval mode; a diagnosis names the branch that folds wrongly.
 * 7.2 (function): parameters of a MobileOne unit, train vs deploy (the course's block counts them).
 * 7.3 (function): which activations are clearly slower than a baseline, from paired per-round
-  timings (fixed inputs, never the grader's machine): :func:`course.chapters.ch07.clearly_slower`.
+  timings (fixed inputs, never the grader's machine): :func:`course.latency.compare.clearly_slower`.
 
 Expected values are computed by the course's code (imported on first use); none is written down.
 """
@@ -307,7 +307,7 @@ register(
 
 
 def _ref_clearly_slower(rounds, baseline):
-    from course.chapters.ch07 import clearly_slower
+    from course.latency.compare import clearly_slower
 
     return clearly_slower(rounds, baseline)
 

@@ -21,7 +21,7 @@ from course.latency import policy
 from course.latency.units import format_time
 from course.latency.devices import available_devices, default_device
 from course.latency.timing import Environment, Timing, environment, measure
-from course.latency.compare import Speedup, describe_speedup, measure_interleaved, speedup
+from course.latency.compare import Speedup, clearly_slower, describe_speedup, measure_interleaved, speedup
 from course.latency.profile import ModuleTime, OperatorTime, Profile, op_type, profile_model, stamp
 from course.latency.roofline import LayerPoint, Roofline, achieved_by_type, measure_roofline, place_layers
 from course.latency.onnx import BackendComparison, compare_backends, export_onnx, ort_session
@@ -40,6 +40,7 @@ __all__ = [
     "Timing",
     "achieved_by_type",
     "available_devices",
+    "clearly_slower",
     "compare_backends",
     "default_device",
     "describe_speedup",

@@ -29,7 +29,7 @@ from torch import nn
 from course.latency import policy as _policy
 from course.latency.timing import Clock, Timing, _clock, _quantile, _resolve_device, _typical, _warm_up, calls_per_sample
 
-__all__ = ["Speedup", "describe_speedup", "measure_interleaved", "speedup"]
+__all__ = ["Speedup", "clearly_slower", "describe_speedup", "measure_interleaved", "speedup"]
 
 _groups = itertools.count(1)
 
@@ -252,3 +252,31 @@ def describe_speedup(
     if s.noisy:
         text += " (noisy: rerun on a quieter machine)"
     return text
+
+
+def clearly_slower(rounds: Mapping[str, Sequence[float]], baseline: str) -> List[str]:
+    """The names whose time is clearly above ``baseline``'s, from paired per-round timings.
+
+    ``rounds[name][i]`` is the time of ``name`` in round ``i`` (the contenders measured in
+    alternating rounds, :func:`course.latency.measure_interleaved`). Per round the ratio
+    ``r_i = rounds[name][i] / rounds[baseline][i]``; a name is *clearly slower* when the 25th
+    percentile of its ``r_i`` (linear interpolation, NumPy's default) is above 1: the whole
+    interquartile range of the ratio lies above 1, which a load spike (it hits both sides of a
+    round) cannot fake. Returns the names, baseline excluded, sorted.
+
+    Raises:
+        ValueError: when ``baseline`` is missing or a list's length differs from the baseline's.
+    """
+    if baseline not in rounds:
+        raise ValueError(f"baseline={baseline!r} is not among {list(rounds)}")
+    base = list(rounds[baseline])
+    slower = []
+    for name, times in rounds.items():
+        if name == baseline:
+            continue
+        if len(times) != len(base) or not base:
+            raise ValueError(f"rounds[{name!r}] has {len(times)} times, the baseline {len(base)}: they must pair up")
+        ratios = sorted(t / b for t, b in zip(times, base))
+        if _quantile(ratios, 0.25) > 1.0:
+            slower.append(name)
+    return sorted(slower)
