@@ -485,3 +485,23 @@ def test_zoo_table_reuses_comparisons(monkeypatch):
     monkeypatch.setattr(ch02, "compare_with_twin", lambda name: pytest.fail("should reuse the comparison"))
     (row,) = ch02.zoo_table(["squeezenet1_1"], measure_latency=False, comparisons={"squeezenet1_1": sentinel})
     assert (row["course_params"], row["twin_params"], row["max_abs_diff"]) == (1, 2, 0.5)
+
+
+def test_separable_verdict_is_written_from_the_numbers():
+    from course.latency.compare import Speedup
+
+    def row(H, value, low, high, macs_ratio, noisy=False):
+        return dict(H=H, N=128, M=128, K=3, macs_ratio=macs_ratio, noisy=noisy,
+                    speedup=Speedup(value=value, low=low, high=high, paired=True, noisy=noisy))
+
+    ratio = 1 / 8.4
+    text = ch02.separable_verdict([row(56, 3.0, 2.8, 3.2, ratio), row(28, 8.5, 8.0, 9.0, ratio),
+                                   row(14, 10.0, 9.5, 10.5, ratio)])
+    assert "1 of 3 layers was faster by less than the MACs ratio predicts (3x3 128->128 @56: 3.0x for 8.4x fewer MACs)" in text
+    assert "1 of 3 layers was faster by about what the MACs ratio predicts" in text
+    assert "1 of 3 layers was faster by more than the MACs ratio predicts (3x3 128->128 @14: 10.0x" in text
+    assert "noisy" not in text
+    text = ch02.separable_verdict([row(56, 3.0, 2.8, 3.2, ratio, noisy=True), row(28, 3.0, 2.8, 3.2, ratio)])
+    assert text.startswith("On this device the separable conv: 2 of 2 layers were faster by less") and "noisy" in text
+    with pytest.raises(ValueError, match="rows"):
+        ch02.separable_verdict([])
