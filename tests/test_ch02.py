@@ -505,3 +505,13 @@ def test_separable_verdict_is_written_from_the_numbers():
     assert text.startswith("On this device the separable conv: 2 of 2 layers were faster by less") and "noisy" in text
     with pytest.raises(ValueError, match="rows"):
         ch02.separable_verdict([])
+
+
+def test_mobilenet_v1_diagram_from_block_equals_from_config():
+    from course.diagrams import mobilenet_v1_diagram
+
+    fig = mobilenet_v1_diagram(DepthwiseSeparableConv(128, 256, K=5, stride=2))
+    assert fig.diagram == mobilenet_v1_diagram(N=128, M=256, K=5, stride=2).diagram
+    assert "depthwise 5x5 /2, 128" in fig.diagram.boxes and fig.diagram.output == "(M=256, H/2, W/2)"
+    drawn = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert set(fig.diagram.boxes) <= set(drawn)
