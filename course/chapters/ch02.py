@@ -278,7 +278,7 @@ def separable_verdict(rows: Sequence[dict]) -> str:
     n = len(rows)
     parts = []
     for layers, what in ((short, "less than the MACs ratio predicts"), (within, "about what the MACs ratio predicts "
-                          "(within the IQR)"), (beyond, "more than the MACs ratio predicts")):
+                          "within the IQR"), (beyond, "more than the MACs ratio predicts")):
         if layers:
             parts.append(f"{len(layers)} of {n} layers {'was' if len(layers) == 1 else 'were'} faster by {what} "
                          f"({'; '.join(layers)})")
