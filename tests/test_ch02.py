@@ -515,3 +515,18 @@ def test_mobilenet_v1_diagram_from_block_equals_from_config():
     assert "depthwise 5x5 /2, 128" in fig.diagram.boxes and fig.diagram.output == "(M=256, H/2, W/2)"
     drawn = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert set(fig.diagram.boxes) <= set(drawn)
+
+
+@pytest.mark.parametrize("exercise_id, answer", [("2.2", MyFire), ("2.4", speedup_table)])
+def test_drawn_cases_pass_for_a_right_answer(exercise_id, answer):
+    from course.exercises import collect_outcomes, grade_outcomes
+
+    e = get_exercise(exercise_id)
+    cases = e.grading_cases(seed=11)
+    assert len(cases) == len(e.cases) + len(e.hidden_cases) + e.n_drawn
+    if e.kind == "module":
+        outcomes = [{"status": "ok", "value": e.run_case(answer, case)} for case in cases]
+    else:
+        outcomes = [{"status": "ok", "value": [list(row) for row in answer(**case)]} for case in cases]
+    points, message = grade_outcomes(e, outcomes, cases)
+    assert points == e.points, message

@@ -136,6 +136,13 @@ def _compare_fire(expected: Any, got: Any) -> Optional[str]:
     return problem
 
 
+def _draw_fire(rng) -> Dict[str, Any]:
+    """A random case for exercise 2.2 (odd and non-square sizes, batch 1 or 2)."""
+    N, S = rng.choice([4, 8, 12, 24]), rng.choice([2, 3, 4, 6])
+    return dict(N=N, S=S, E1=rng.choice([2, 4, 6, 10]), E3=rng.choice([2, 4, 8, 12]),
+                input=(rng.choice([1, 2]), N, rng.randint(3, 12), rng.randint(3, 12)))
+
+
 def _diagnose_fire(case: Dict[str, Any], expected: Any, got: Any) -> Optional[str]:
     if not isinstance(got, dict) or not isinstance(got.get("shape"), list):
         return "forward() must return one tensor of shape (B, E1 + E3, H, W)."
@@ -173,6 +180,7 @@ register(
             dict(N=10, S=5, E1=12, E3=4, input=(2, 10, 7, 6)),
             dict(N=32, S=4, E1=8, E3=24, input=(1, 32, 3, 3)),
         ),
+        draw=_draw_fire,
         reference=fire_reference,
         runner=run_fire,
         compare=_compare_fire,
@@ -278,6 +286,17 @@ def _diagnose_speedup(case: Dict[str, Any], expected: Any, got: Any) -> Optional
     return None
 
 
+def _draw_pairs(rng) -> Dict[str, Any]:
+    """A random case for exercise 2.4: 1-4 pairs with times in ms and MACs (a candidate may be
+    slower, or do more MACs, than its baseline)."""
+    pairs = []
+    for k in range(rng.randint(1, 4)):
+        macs = rng.randint(10_000, 500_000_000)
+        pairs.append((f"pair {k}", round(rng.uniform(0.05, 50.0), 3), round(rng.uniform(0.05, 50.0), 3),
+                      macs, max(1, int(macs / rng.uniform(0.5, 30.0)))))
+    return dict(pairs=_pairs(*pairs))
+
+
 def _pairs(*rows):
     keys = ("name", "baseline_ms", "candidate_ms", "baseline_macs", "candidate_macs")
     return [dict(zip(keys, row)) for row in rows]
@@ -303,6 +322,7 @@ register(
                               ("c", 10.0, 4.0, 9_000_000, 1_000_000))),
             dict(pairs=_pairs(("fire vs 3x3", 5.5, 2.2, 2_560_000, 290_000))),
         ),
+        draw=_draw_pairs,
         reference=_ref_speedup_table,
         rel_tol=1e-6,
         diagnose=_diagnose_speedup,
