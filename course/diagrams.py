@@ -10,7 +10,8 @@ what the tests check (never pixels)::
     from course.blocks.conv import Fire
     fire_diagram(Fire(96, 16, 64, 64))          # or fire_diagram(N=96, S=16, E1=64, E3=64)
 
-Available: :func:`fire_diagram` (SqueezeNet), :func:`mobilenet_blocks_diagram` (MobileNetV1's
+Available: :func:`fire_diagram` (SqueezeNet), :func:`mobilenet_v1_diagram` (MobileNetV1's block alone),
+:func:`mobilenet_blocks_diagram` (MobileNetV1's
 separable block beside V2's inverted residual), :func:`shufflenet_unit_diagram` (V1 or V2
 unit, stride 1 or 2), :func:`uib_diagram` (MobileNetV4's Universal Inverted Bottleneck, one
 variant or all four), :func:`metaformer_diagram`, :func:`repvgg_diagram` (the branches before and
@@ -29,6 +30,7 @@ __all__ = [
     "Diagram",
     "Stage",
     "fire_diagram",
+    "mobilenet_v1_diagram",
     "metaformer_diagram",
     "mobilenet_blocks_diagram",
     "repvgg_diagram",
@@ -201,6 +203,16 @@ def mobilenet_v1_block(N: int, M: int, K: int = 3, stride: int = 1) -> Diagram:
         "MobileNetV1: depthwise separable",
         (_seq(f"depthwise {K}x{K}{_stride(stride)}, {N}", "BN, ReLU", f"pointwise 1x1, {N}{ARROW}{M}", "BN, ReLU"),),
         input=f"(N={N}, H, W)", output=f"(M={M}, H/{stride}, W/{stride})" if stride > 1 else f"(M={M}, H, W)")
+
+
+def mobilenet_v1_diagram(block: Optional[nn.Module] = None, **config):
+    """MobileNetV1's depthwise-separable block alone (Chapter 2, before MobileNetV2 exists in the
+    course): from ``block`` (:class:`course.blocks.conv.DepthwiseSeparableConv`) or from
+    ``N, M, K, stride``."""
+    if block is not None:
+        dw, pw = _convs(block)[:2]
+        config = dict(N=dw.in_channels, M=pw.out_channels, K=_k(dw), stride=dw.stride[0])
+    return _draw([mobilenet_v1_block(**config)])
 
 
 def mobilenet_v2_block(N: int, M: int, expansion: int = 6, K: int = 3, stride: int = 1, se: bool = False,

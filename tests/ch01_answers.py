@@ -1,6 +1,6 @@
 """Chapter 1 answers as a learner would write them, shared by the grading tests."""
 
-POINTS = {"1.1": 2, "1.2": 3, "1.3": 2, "1.4": 2}
+POINTS = {"1.1": 2, "1.2": 3, "1.3": 3, "1.4": 2}
 FULL = sum(POINTS.values())
 
 OUTPUT_SIZE = '''def conv_output_size(size, K, stride, padding, dilation):
@@ -17,11 +17,32 @@ CONV_COST = '''def conv_cost(H, W, N, M, K, stride, padding, groups, bias):
     return H_out * W_out * weight, weight + (M if bias else 0)
     ### END SOLUTION
 '''
-INTENSITY = '''def conv_intensity(H, W, N, M, K):
-    ### BEGIN SOLUTION
-    macs = H * W * K * K * N * M
-    return macs / (4 * (N * H * W + K * K * N * M + M * H * W))
-    ### END SOLUTION
+IM2COL = '''import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Im2colConv2d(nn.Module):
+    def __init__(self, N, M, K, stride, padding, bias):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.K, self.stride, self.padding = K, stride, padding
+        self.weight = nn.Parameter(torch.randn(M, N, K, K))
+        self.bias = nn.Parameter(torch.zeros(M)) if bias else None
+        ### END SOLUTION
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        B, _, H, W = x.shape
+        M = self.weight.shape[0]
+        H_out = (H + 2 * self.padding - self.K) // self.stride + 1
+        W_out = (W + 2 * self.padding - self.K) // self.stride + 1
+        cols = F.unfold(x, self.K, padding=self.padding, stride=self.stride)
+        out = self.weight.view(M, -1) @ cols
+        if self.bias is not None:
+            out = out + self.bias.view(1, M, 1)
+        return out.view(B, M, H_out, W_out)
+        ### END SOLUTION
 '''
 HEAVIEST = '''heaviest_conv = None
 ### BEGIN SOLUTION
@@ -30,8 +51,8 @@ heaviest_conv = "conv1"
 '''
 
 
-ANSWERS = {"1.1": OUTPUT_SIZE, "1.2": CONV_COST, "1.3": INTENSITY, "1.4": HEAVIEST}
-NAMES = {"1.1": "conv_output_size", "1.2": "conv_cost", "1.3": "conv_intensity", "1.4": "heaviest_conv"}
+ANSWERS = {"1.1": OUTPUT_SIZE, "1.2": CONV_COST, "1.3": IM2COL, "1.4": HEAVIEST}
+NAMES = {"1.1": "conv_output_size", "1.2": "conv_cost", "1.3": "Im2colConv2d", "1.4": "heaviest_conv"}
 
 
 def chapter1_notebook(answers=None, checks=False, import_check=None, fast_guard=False):

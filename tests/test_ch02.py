@@ -15,7 +15,8 @@ from course.chapters import ch02
 from course.cost import conv2d, count
 from course.cost.separable import depthwise_conv, fire, group_conv, pointwise_conv, separable_conv, separable_ratio
 from course.equivalence import randomize_weights
-from course.exercises import check
+from course.exercises import check, get_exercise
+from course.exercises.judge import compare_module_output
 from course.latency import Timing
 from course.models import create_model, list_models, load_twin_weights, zoo
 from course.models import mobilenetv1, squeezenet
@@ -358,17 +359,59 @@ def separable_cost(H, W, N, M, K, stride):
     return Ho * Wo * N * (K * K + M), K * K * N + N * M
 
 
-def fire_cost(H, W, N, S, E1, E3):
-    weights = N * S + S * E1 + 9 * S * E3
-    return H * W * weights, weights + S + E1 + E3
+class MyFire(nn.Module):
+    def __init__(self, N, S, E1, E3):
+        super().__init__()
+        self.squeeze = nn.Conv2d(N, S, 1)
+        self.expand1x1 = nn.Conv2d(S, E1, 1)
+        self.expand3x3 = nn.Conv2d(S, E3, 3, padding=1)
+
+    def branches(self, x):
+        s = self.squeeze(x).relu()
+        return self.expand1x1(s).relu(), self.expand3x3(s).relu()
+
+    def forward(self, x):
+        return torch.cat(self.branches(x), 1)
+
+
+class CatOrderSwapped(MyFire):
+    def forward(self, x):
+        e1, e3 = self.branches(x)
+        return torch.cat([e3, e1], 1)
+
+
+class NoExpandReLU(MyFire):
+    def forward(self, x):
+        s = self.squeeze(x).relu()
+        return torch.cat([self.expand1x1(s), self.expand3x3(s)], 1)
+
+
+class SqueezeExpandSwapped(nn.Module):  # expands first, then squeezes: the convs' shapes differ
+    def __init__(self, N, S, E1, E3):
+        super().__init__()
+        self.expand1x1 = nn.Conv2d(N, E1, 1)
+        self.expand3x3 = nn.Conv2d(N, E3, 3, padding=1)
+        self.squeeze = nn.Conv2d(E1 + E3, S, 1)
+
+    def forward(self, x):
+        return self.squeeze(torch.cat([self.expand1x1(x).relu(), self.expand3x3(x).relu()], 1)).relu()
+
+
+def speedup_table(pairs):
+    rows = []
+    for p in pairs:
+        speedup, ratio = p["baseline_ms"] / p["candidate_ms"], p["baseline_macs"] / p["candidate_macs"]
+        rows.append((p["name"], speedup, ratio, speedup > ratio))
+    return rows
 
 
 def test_exercises_accept_right_answers_and_explain_wrong_ones():
     from course.exercises.ch02 import mobilenet_depthwise_share
 
     assert check("2.1", separable_cost, quiet=True).passed
-    assert check("2.2", fire_cost, quiet=True).passed
+    assert check("2.2", MyFire, quiet=True).passed
     assert check("2.3", mobilenet_depthwise_share(0.25), quiet=True).passed
+    assert check("2.4", speedup_table, quiet=True).passed
 
     def pointwise_at_input(H, W, N, M, K, stride):
         Ho, Wo = (H + 2 * (K // 2) - K) // stride + 1, (W + 2 * (K // 2) - K) // stride + 1
@@ -378,12 +421,59 @@ def test_exercises_accept_right_answers_and_explain_wrong_ones():
     assert not result.passed and "stride belongs to the depthwise conv" in result.message
     result = check("2.1", lambda H, W, N, M, K, s: ((H // s) * (W // s) * K * K * N * M, K * K * N * M), quiet=True)
     assert not result.passed and "standard K x K conv" in result.message
-    result = check("2.2", lambda H, W, N, S, E1, E3: (H * W * (N * S + S * E1 + 9 * S * E3), N * S + S * E1 + 9 * S * E3), quiet=True)
-    assert not result.passed and "biases" in result.message
     result = check("2.3", mobilenet_depthwise_share(1.0), quiet=True)
     assert not result.passed and "alpha = 1" in result.message
     assert "percentage" in check("2.3", mobilenet_depthwise_share(0.25) / 100, quiet=True).message
     assert "not attempted" in check("2.3", None, quiet=True).message
+
+
+@pytest.mark.parametrize("module, message", [
+    (CatOrderSwapped, "the concatenation order: the 1 x 1 branch first"),
+    (NoExpandReLU, "none can be negative"),
+    (SqueezeExpandSwapped, "squeeze is the 1 x 1 conv N -> S that comes first"),
+])
+def test_fire_mistakes_get_their_message(module, message):
+    result = check("2.2", module, quiet=True)
+    assert not result.passed and message in result.message, result.message
+
+
+def test_fire_exercise_counts_macs_and_params_like_the_formula():
+    """The expected side of 2.2 is the course's Fire: its counted MACs and parameters are the
+    closed form H*W*(N*S + S*E1 + 9*S*E3) and N*S + S*E1 + 9*S*E3 + S + E1 + E3."""
+    from course.cost import separable
+
+    e = get_exercise("2.2")
+    cases = e.grading_cases(seed=3)
+    for case, want in zip(cases, e.expected_for(cases)):
+        _, _, H, W = case["input"]
+        cost = separable.fire(H, W, case["N"], case["S"], case["E1"], case["E3"])
+        assert (want["macs"], want["params"]) == (cost.macs, cost.params)
+        assert compare_module_output(want, e.run_case(MyFire, case)) is None
+
+
+def test_fire_exercise_reports_a_module_the_counter_sees_differently():
+    class FunctionalFire(MyFire):  # right outputs, but the 3 x 3 runs twice: the counter sees more MACs
+        def forward(self, x):
+            s = self.squeeze(x).relu()
+            self.expand3x3(s)
+            return torch.cat([self.expand1x1(s).relu(), self.expand3x3(s).relu()], 1)
+
+    result = check("2.2", FunctionalFire, quiet=True)
+    assert not result.passed and "the counter finds" in result.message
+
+
+def test_speedup_table_messages():
+    def inverted(pairs):
+        return [(name, 1 / s, r, v) for name, s, r, v in speedup_table(pairs)]
+
+    def verdict_flipped(pairs):
+        return [(name, s, r, not v) for name, s, r, v in speedup_table(pairs)]
+
+    assert "you divided the other way" in check("2.4", inverted, quiet=True).message
+    assert "speedup > macs_ratio" in check("2.4", verdict_flipped, quiet=True).message
+    e = get_exercise("2.4")
+    first = e.expected()[0]
+    assert [row[3] for row in first] == [False, False]  # the public case's separable conv: 5.2x for 8.4x fewer MACs
 
 
 NOTEBOOK = "02_separable_group_conv.ipynb"
@@ -395,3 +485,48 @@ def test_zoo_table_reuses_comparisons(monkeypatch):
     monkeypatch.setattr(ch02, "compare_with_twin", lambda name: pytest.fail("should reuse the comparison"))
     (row,) = ch02.zoo_table(["squeezenet1_1"], measure_latency=False, comparisons={"squeezenet1_1": sentinel})
     assert (row["course_params"], row["twin_params"], row["max_abs_diff"]) == (1, 2, 0.5)
+
+
+def test_separable_verdict_is_written_from_the_numbers():
+    from course.latency.compare import Speedup
+
+    def row(H, value, low, high, macs_ratio, noisy=False):
+        return dict(H=H, N=128, M=128, K=3, macs_ratio=macs_ratio, noisy=noisy,
+                    speedup=Speedup(value=value, low=low, high=high, paired=True, noisy=noisy))
+
+    ratio = 1 / 8.4
+    text = ch02.separable_verdict([row(56, 3.0, 2.8, 3.2, ratio), row(28, 8.5, 8.0, 9.0, ratio),
+                                   row(14, 10.0, 9.5, 10.5, ratio)])
+    assert "1 of 3 layers was faster by less than the MACs ratio predicts (3x3 128->128 @56: 3.0x for 8.4x fewer MACs)" in text
+    assert "1 of 3 layers was faster by about what the MACs ratio predicts" in text
+    assert "1 of 3 layers was faster by more than the MACs ratio predicts (3x3 128->128 @14: 10.0x" in text
+    assert "noisy" not in text
+    text = ch02.separable_verdict([row(56, 3.0, 2.8, 3.2, ratio, noisy=True), row(28, 3.0, 2.8, 3.2, ratio)])
+    assert text.startswith("On this device the separable conv: 2 of 2 layers were faster by less") and "noisy" in text
+    with pytest.raises(ValueError, match="rows"):
+        ch02.separable_verdict([])
+
+
+def test_mobilenet_v1_diagram_from_block_equals_from_config():
+    from course.diagrams import mobilenet_v1_diagram
+
+    fig = mobilenet_v1_diagram(DepthwiseSeparableConv(128, 256, K=5, stride=2))
+    assert fig.diagram == mobilenet_v1_diagram(N=128, M=256, K=5, stride=2).diagram
+    assert "depthwise 5x5 /2, 128" in fig.diagram.boxes and fig.diagram.output == "(M=256, H/2, W/2)"
+    drawn = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert set(fig.diagram.boxes) <= set(drawn)
+
+
+@pytest.mark.parametrize("exercise_id, answer", [("2.2", MyFire), ("2.4", speedup_table)])
+def test_drawn_cases_pass_for_a_right_answer(exercise_id, answer):
+    from course.exercises import collect_outcomes, grade_outcomes
+
+    e = get_exercise(exercise_id)
+    cases = e.grading_cases(seed=11)
+    assert len(cases) == len(e.cases) + len(e.hidden_cases) + e.n_drawn
+    if e.kind == "module":
+        outcomes = [{"status": "ok", "value": e.run_case(answer, case)} for case in cases]
+    else:
+        outcomes = [{"status": "ok", "value": [list(row) for row in answer(**case)]} for case in cases]
+    points, message = grade_outcomes(e, outcomes, cases)
+    assert points == e.points, message

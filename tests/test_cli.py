@@ -141,7 +141,7 @@ def test_folders_of_students_make_one_gradebook_row_each(tmp_path):
     report = json.loads((out / "alice__notes" / "report.json").read_text())
     assert report["errors"][0]["kind"] == "NotANotebook" and report["max"] == FULL
     feedback = (out / "bob__01_convolution_cost" / "feedback.md").read_text()
-    assert "could not read the notebook" in feedback and "**Score: 0 / 9**" in feedback
+    assert "could not read the notebook" in feedback and f"**Score: 0 / {FULL}**" in feedback
     summary = json.loads((out / "summary.json").read_text())
     assert summary["submissions"] == 3 and summary["max_points"] == POINTS
     assert [r["name"] for r in summary["results"] if r["student"] == "alice"] == ["alice__01_convolution_cost", "alice__notes"]

@@ -3,7 +3,7 @@ and must get exactly its expected score, with a clear message, while the batch g
 
 The table of cases (name, what it does, expected points per exercise) is :data:`CASES`; the
 test prints it with the scores obtained (``pytest -s``). Chapter 1's exercises: 1.1 (2 points),
-1.2 (3), 1.3 (2) are functions, 1.4 (2) is a value.
+1.2 (3) are functions, 1.3 (3) is a module, 1.4 (2) is a value.
 """
 
 import json
@@ -16,7 +16,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from course.exercises import get_exercise
 from course.grading import Limits, find_exercise_cells, grade, release_notebook
 
-from ch01_answers import CONV_COST, FULL, INTENSITY, OUTPUT_SIZE, POINTS, chapter1_notebook  # tests/ is on sys.path
+from ch01_answers import CONV_COST, FULL, IM2COL, OUTPUT_SIZE, POINTS, chapter1_notebook  # tests/ is on sys.path
 
 # What a cheater would like the grader to see: the right outcomes, computed by the course.
 FORGED = '''
@@ -174,8 +174,8 @@ def build(folder: Path, out: Path):
     nb_case("renamed", "conv_cost renamed conv_costs", chapter1({"1.2": CONV_COST.replace("def conv_cost(", "def conv_costs(")}),
             expect(e1_2=0), "defines `conv_costs` instead")
     # --- answers that are wrong in instructive ways ---
-    nb_case("missing_import", "conv_intensity uses math without importing it",
-            chapter1({"1.3": INTENSITY.replace("return macs /", "return math.prod([macs]) /")}), expect(e1_3=0),
+    nb_case("missing_import", "Im2colConv2d uses math without importing it",
+            chapter1({"1.3": IM2COL.replace("H_out = (", "H_out = math.floor(")}), expect(e1_3=0),
             "NameError: name 'math' is not defined")
     nb_case("import_elsewhere", "math imported in another cell, used in 1.1",
             with_cells(chapter1({"1.1": OUTPUT_SIZE.replace(
@@ -189,9 +189,9 @@ def build(folder: Path, out: Path):
             expect(e1_4=0))
     nb_case("float_not_int", "conv_output_size divides with / (returns floats)",
             chapter1({"1.1": OUTPUT_SIZE.replace("// stride", "/ stride")}), expect(e1_1=0), "got a float")
-    nb_case("string_answer", "conv_intensity returns a str",
-            chapter1({"1.3": INTENSITY.replace("return macs /", "return 'high' or macs /")}), expect(e1_3=0),
-            "expected a number, got str")
+    nb_case("string_answer", "Im2colConv2d.forward returns a str",
+            chapter1({"1.3": IM2COL.replace("return out.view(", "return 'high' or out.view(")}), expect(e1_3=0),
+            "return one tensor")
     nb_case("list_and_numpy", "conv_cost returns a list of numpy ints (accepted)",
             chapter1({"1.2": CONV_COST.replace("    return H_out * W_out * weight, weight + (M if bias else 0)",
                                                "    import numpy as np\n"
@@ -204,8 +204,8 @@ def build(folder: Path, out: Path):
                              "def conv_output_size(size, K, stride, padding, dilation, _seen=[]):\n"
                              "    for case in m._OUTPUT_SIZE_CASES:\n        case['size'] = 0\n"
                              "    _seen.append(size)\n    return len(_seen)\n"}), expect(e1_1=0), "First failing case")
-    nb_case("exits_when_called", "conv_intensity calls os._exit(0) (only its own exercise is lost)",
-            chapter1({"1.3": INTENSITY.replace("    macs =", "    import os\n    os._exit(0)\n    macs =")},
+    nb_case("exits_when_called", "Im2colConv2d.forward calls os._exit(0) (only its own exercise is lost)",
+            chapter1({"1.3": IM2COL.replace("        B, _, H, W =", "        import os\n        os._exit(0)\n        B, _, H, W =")},
                      checks=False), expect(e1_3=0), "exited")
     nb_case("raises_systemexit", "conv_output_size raises SystemExit", chapter1({"1.1": OUTPUT_SIZE.replace(
         "    span =", "    raise SystemExit(1)\n    span =")}), expect(e1_1=0), "raised SystemExit")
@@ -215,7 +215,7 @@ def build(folder: Path, out: Path):
     nb_case("syntax_error", "a syntax error in the 1.1 cell", chapter1({"1.1": OUTPUT_SIZE.replace("return (", "return ((")}),
             expect(e1_1=0), "SyntaxError")
     nb_case("cell_magic", "1.3 cell starts with %%time and prints a lot",
-            chapter1({"1.3": "%%time\nprint('x' * 100000)\n" + INTENSITY}), dict(POINTS))
+            chapter1({"1.3": "%%time\nprint('x' * 100000)\n" + IM2COL}), dict(POINTS))
     nb_case("value_wrong_type", "heaviest_conv = 3", chapter1({"1.4": "heaviest_conv = 3\n"}), expect(e1_4=0),
             "not a str")
     nb_case("value_from_state", "heaviest_conv computed in an earlier plain cell",

@@ -39,6 +39,7 @@ __all__ = [
     "variants_table",
     "SeparableExplorer",
     "separable_explorer",
+    "separable_verdict",
     "variant_costs",
     "zoo_table",
 ]
@@ -261,6 +262,30 @@ def variants_table(rows: Sequence[dict]) -> "tables.Table":
     return tables.table(shown, [("layer", "layer"), ("macs", "fewer MACs", "x"), ("speedup", "measured speed-up"),
                                 ("dw_macs", "dw: % MACs", "%"), ("dw_time", "dw: % time", "%"),
                                 ("std", "standard"), ("sep", "separable")])
+
+
+def separable_verdict(rows: Sequence[dict]) -> str:
+    """What :func:`measure_variants`' rows show about the separable conv, written from the
+    numbers: in how many layers its measured speed-up (with its IQR interval) fell short of,
+    matched (within the noise) or beat the MACs ratio ``standard MACs / separable MACs``."""
+    if not rows:
+        raise ValueError("rows: empty; measure at least one layer")
+    short, beyond, within = [], [], []
+    for r in rows:
+        s, predicted = r["speedup"], 1 / r["macs_ratio"]
+        layer = f"{r['K']}x{r['K']} {r['N']}->{r['M']} @{r['H']}: {s.value:.1f}x for {predicted:.1f}x fewer MACs"
+        (short if s.high < predicted else beyond if s.low > predicted else within).append(layer)
+    n = len(rows)
+    parts = []
+    for layers, what in ((short, "less than the MACs ratio predicts"), (within, "about what the MACs ratio predicts "
+                          "within the IQR"), (beyond, "more than the MACs ratio predicts")):
+        if layers:
+            parts.append(f"{len(layers)} of {n} layers {'was' if len(layers) == 1 else 'were'} faster by {what} "
+                         f"({'; '.join(layers)})")
+    text = "On this device the separable conv: " + "; ".join(parts) + "."
+    if any(r.get("noisy") for r in rows):
+        text += " Some timings are noisy: rerun on a quieter machine."
+    return text
 
 
 def bytes_per_mac(H: int, N: int, M: int, K: int) -> Dict[str, float]:

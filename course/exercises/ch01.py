@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Dict, Optional
 
-from course.exercises.core import FUNCTION, VALUE, WRONG_VALUE, Exercise, draw_from, register
+from course.exercises.core import FUNCTION, MODULE, VALUE, WRONG_VALUE, Exercise, draw_from, register
 
 
 def _formulas():
@@ -153,61 +153,81 @@ register(
 )
 
 
-# --- 1.3 conv_intensity -----------------------------------------------------------------------
+# --- 1.3 Im2colConv2d: a convolution as one matrix multiply ------------------------------------
 
 
-def _ref_intensity(H, W, N, M, K):
-    return _formulas().conv2d(H, W, N, M, K, bias=False).arithmetic_intensity
+def im2col_reference(N: int, M: int, K: int, stride: int, padding: int, bias: bool):
+    """The block the learner rebuilds in exercise 1.3: ``nn.Conv2d(N, M, K, stride, padding,
+    bias=bias)`` (parameters ``weight``: (M, N, K, K) and ``bias``: (M,)). Shapes:
+    (B, N, H, W) -> (B, M, H', W') with H' = (H + 2*padding - K) // stride + 1."""
+    from torch import nn
+
+    return nn.Conv2d(N, M, K, stride=stride, padding=padding, bias=bias)
 
 
-def _diagnose_intensity(case: Dict[str, Any], expected: Any, got: Any) -> Optional[str]:
-    if not isinstance(got, (int, float)) or isinstance(got, bool) or not got:
-        return None
-
-    def near(value: float) -> bool:
-        return abs(got - value) <= 1e-6 * abs(value)
-
-    if near(4 * expected):
-        return "bytes, not elements: a float32 element is 4 bytes."
-    if near(2 * expected):
-        return "count MACs, not FLOPs (FLOPs = 2 * MACs)."
-    if expected and near(1 / expected):
-        return "intensity is MACs divided by bytes, not bytes divided by MACs."
-    return "bytes moved = 4 * (N*H*W input + K*K*N*M weight + M*H*W output) at stride 1 and same padding."
+def _output_hw(case: Dict[str, Any]):
+    _, _, H, W = case["input"]
+    K, stride, padding = case["K"], case["stride"], case["padding"]
+    return (H + 2 * padding - K) // stride + 1, (W + 2 * padding - K) // stride + 1
 
 
-_INTENSITY_CASES = (
-    dict(H=56, W=56, N=64, M=64, K=3),
-    dict(H=56, W=56, N=64, M=64, K=1),
-    dict(H=7, W=7, N=512, M=512, K=3),
-    dict(H=112, W=112, N=32, M=32, K=3),
-    dict(H=14, W=14, N=256, M=1024, K=1),
-    dict(H=224, W=224, N=3, M=64, K=7),
-    dict(H=28, W=28, N=128, M=128, K=5),
-    dict(H=8, W=16, N=16, M=32, K=3),
-)
+def _draw_im2col(rng) -> Dict[str, Any]:
+    """A random case for exercise 1.3 (odd sizes, H != W, strides 1-3)."""
+    N, M, K = rng.choice([1, 2, 3, 5]), rng.choice([2, 3, 4, 7]), rng.choice([1, 2, 3, 5])
+    stride, padding = rng.choice([1, 2, 3]), rng.choice([0, 1, 2])
+    H, W = rng.randint(max(K, 3), 14), rng.randint(max(K, 3), 14)
+    return dict(N=N, M=M, K=K, stride=stride, padding=padding, bias=rng.random() < 0.5,
+                input=(rng.choice([1, 2]), N, H, W))
+
+
+def _diagnose_im2col(case: Dict[str, Any], expected: Any, got: Any) -> Optional[str]:
+    if not isinstance(got, dict) or not isinstance(got.get("shape"), list):
+        return "forward() must return one tensor of shape (B, M, H', W')."
+    if got["shape"] != expected["shape"]:
+        Ho, Wo = _output_hw(case)
+        return (f"the output should be (B, M, H', W') = {tuple(expected['shape'])}: H' = (H + 2*padding - K) // "
+                f"stride + 1 = {Ho} and W' = {Wo} (exercise 1.1's formula; H and W can differ, so compute both). "
+                "F.unfold(x, K, padding=padding, stride=stride) gives (B, N*K*K, H'*W').")
+    if got.get("params") != expected.get("params"):
+        return "keep exactly two parameters, `weight` (M, N, K, K) and `bias` (M,) (or None when bias=False)."
+    values, want = got.get("values") or [], expected["values"]
+    if len(values) == len(want) and sorted(round(v, 4) for v in values) == sorted(round(v, 4) for v in want):
+        return ("the right numbers in the wrong places: a reshape/transpose scrambles the layout. The matmul "
+                "weight.view(M, -1) @ cols gives (B, M, H'*W'): reshape it to (B, M, H', W') directly "
+                "(no transpose), with the rows of H' first.")
+    if case["bias"] and len(values) == len(want):
+        return "did you add the bias? It is one number per output channel: bias.view(1, M, 1)."
+    return ("flatten the weight in unfold's order: weight.view(M, N*K*K) matches the N*K*K rows of "
+            "F.unfold (channel, then kernel row, then kernel column).")
+
 
 register(
     Exercise(
         id="1.3",
-        title="Arithmetic intensity of a convolution",
-        points=2,
-        answer="conv_intensity",
-        kind=FUNCTION,
-        cases=_INTENSITY_CASES,
+        title="A convolution as im2col + one matrix multiply",
+        points=3,
+        answer="Im2colConv2d",
+        kind=MODULE,
+        cases=(
+            dict(N=3, M=4, K=3, stride=1, padding=1, bias=True, input=(2, 3, 8, 8)),
+            dict(N=4, M=6, K=3, stride=2, padding=1, bias=False, input=(1, 4, 9, 9)),
+            dict(N=2, M=5, K=5, stride=1, padding=0, bias=True, input=(1, 2, 11, 7)),
+            dict(N=6, M=3, K=1, stride=2, padding=0, bias=True, input=(2, 6, 7, 10)),
+            dict(N=3, M=8, K=7, stride=2, padding=3, bias=False, input=(1, 3, 15, 13)),
+        ),
         hidden_cases=(
-            dict(H=20, W=30, N=48, M=96, K=3),
-            dict(H=9, W=9, N=1000, M=10, K=1),
-            dict(H=64, W=64, N=3, M=16, K=5),
+            dict(N=5, M=7, K=3, stride=3, padding=2, bias=True, input=(1, 5, 13, 17)),
+            dict(N=8, M=2, K=5, stride=2, padding=1, bias=True, input=(3, 8, 10, 9)),
+            dict(N=1, M=4, K=2, stride=1, padding=0, bias=False, input=(1, 1, 6, 5)),
         ),
-        draw=draw_from(H=[7, 14, 20, 28, 56, 112], W=[7, 14, 24, 28, 56], N=[3, 16, 32, 64, 128, 256],
-                       M=[16, 32, 64, 128, 512], K=[1, 3, 5, 7]),
-        reference=_ref_intensity,
-        rel_tol=1e-6,
+        draw=_draw_im2col,
+        reference=im2col_reference,
+        diagnose=_diagnose_im2col,
         hints=(
-            "intensity = MACs / bytes moved, with bytes = 4 * (N*H*W + K*K*N*M + M*H*W) at float32.",
+            "cols = F.unfold(x, K, padding=padding, stride=stride) is (B, N*K*K, H'*W'); "
+            "weight.view(M, -1) @ cols is (B, M, H'*W'); add the bias, reshape to (B, M, H', W').",
+            "name the parameters `weight` (M, N, K, K) and `bias` (M,), as nn.Conv2d does: they are copied by name.",
         ),
-        diagnose=_diagnose_intensity,
     )
 )
 

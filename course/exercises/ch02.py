@@ -1,4 +1,5 @@
-"""Chapter 2 exercises: separable and group convolution, the Fire module, MobileNetV1.
+"""Chapter 2 exercises: separable and group convolution, the Fire module, MobileNetV1, and
+reading a speed-up against the MACs ratio.
 
 Expected values come from :mod:`course.cost.separable` and the course's MobileNetV1 (imported
 on first use, so ``import course`` stays light); none is written down here.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Dict, Optional
 
-from course.exercises.core import FUNCTION, VALUE, Exercise, draw_from, register
+from course.exercises.core import FUNCTION, MODULE, VALUE, Exercise, draw_from, register
 
 
 def _separable():
@@ -92,67 +93,103 @@ register(
 )
 
 
-# --- 2.2 fire_cost ----------------------------------------------------------------------------
+# --- 2.2 MyFire: build SqueezeNet's Fire module --------------------------------------------------
 
 
-def _ref_fire_cost(H, W, N, S, E1, E3):
-    cost = _separable().fire(H, W, N, S, E1, E3)
-    return (cost.macs, cost.params)
+def fire_reference(N: int, S: int, E1: int, E3: int):
+    """The block the learner rebuilds in exercise 2.2: :class:`course.blocks.Fire` (parameters
+    ``squeeze``, ``expand1x1``, ``expand3x3``, each a conv with ``weight`` and ``bias``)."""
+    from course.blocks.conv import Fire
+
+    return Fire(N, S, E1, E3)
 
 
-def _diagnose_fire_cost(case: Dict[str, Any], expected: Any, got: Any) -> Optional[str]:
-    if not isinstance(got, (list, tuple)) or len(got) != 2:
-        return "return a tuple: `return macs, params`."
-    H, W, N, S, E1, E3 = (case[k] for k in ("H", "W", "N", "S", "E1", "E3"))
-    macs, params = expected
-    got_macs, got_params = got
-    hints = []
-    weights = N * S + S * E1 + 9 * S * E3
-    if got_macs != macs:
-        if got_macs == H * W * (N * S + N * E1 + 9 * N * E3):
-            hints.append("the expand convs read the squeeze layer's S channels, not the module's N inputs.")
-        elif got_macs == H * W * (N * S + S * E1 + S * E3):
-            hints.append("the e3x3 expand conv has a 3 x 3 kernel: 9 weights per input channel.")
-        else:
-            hints.append("MACs = H*W*(N*S + S*E1 + 9*S*E3): three convs, all at H x W.")
-    if got_params != params:
-        if got_params == weights:
-            hints.append("SqueezeNet's convs have biases: add S + E1 + E3.")
-        else:
-            hints.append("params = N*S + S*E1 + 9*S*E3 weights plus S + E1 + E3 biases.")
-    return " ".join(dict.fromkeys(hints)) or None
+def run_fire(exercise: Exercise, answer, case: Dict[str, Any]) -> Dict[str, Any]:
+    """:func:`course.exercises.runners.run_module` plus the MACs :func:`course.cost.count`
+    finds in the module on one image of the case's input shape (``"macs"``)."""
+    import torch
+
+    from course.cost import count
+    from course.exercises.runners import input_shapes, run_module
+
+    try:
+        summary = run_module(exercise, answer, case)
+    except ValueError as error:
+        if "weight" not in str(error):
+            raise
+        raise ValueError(f"{error}. squeeze is the 1 x 1 conv N -> S that comes first; expand1x1 (1 x 1, "
+                         "S -> E1) and expand3x3 (3 x 3, S -> E3) both read its output") from None
+    kwargs = {k: v for k, v in case.items() if k != "input"}
+    module = exercise.reference(**kwargs) if answer is exercise.reference else answer(**kwargs)
+    _, N, H, W = input_shapes(case)[0]
+    summary["macs"] = count(module.eval(), torch.zeros(1, N, H, W)).macs
+    return summary
 
 
-_FIRE_CASES = (
-    dict(H=55, W=55, N=96, S=16, E1=64, E3=64),
-    dict(H=27, W=27, N=256, S=32, E1=128, E3=128),
-    dict(H=13, W=13, N=512, S=64, E1=256, E3=256),
-    dict(H=56, W=56, N=64, S=16, E1=64, E3=64),
-    dict(H=14, W=14, N=384, S=48, E1=192, E3=192),
-    dict(H=8, W=12, N=40, S=10, E1=30, E3=20),
-)
+def _compare_fire(expected: Any, got: Any) -> Optional[str]:
+    from course.exercises.judge import compare_module_output
+
+    problem = compare_module_output(expected, got)
+    if problem is None and isinstance(got, dict) and got.get("macs") != expected.get("macs"):
+        problem = (f"the counter finds {got.get('macs'):,} MACs in your module; the course's Fire does "
+                   f"{expected['macs']:,} (H*W*(N*S + S*E1 + 9*S*E3))")
+    return problem
+
+
+def _draw_fire(rng) -> Dict[str, Any]:
+    """A random case for exercise 2.2 (odd and non-square sizes, batch 1 or 2)."""
+    N, S = rng.choice([4, 8, 12, 24]), rng.choice([2, 3, 4, 6])
+    return dict(N=N, S=S, E1=rng.choice([2, 4, 6, 10]), E3=rng.choice([2, 4, 8, 12]),
+                input=(rng.choice([1, 2]), N, rng.randint(3, 12), rng.randint(3, 12)))
+
+
+def _diagnose_fire(case: Dict[str, Any], expected: Any, got: Any) -> Optional[str]:
+    if not isinstance(got, dict) or not isinstance(got.get("shape"), list):
+        return "forward() must return one tensor of shape (B, E1 + E3, H, W)."
+    E1, E3 = case["E1"], case["E3"]
+    if got["shape"] != expected["shape"]:
+        if got["shape"][1:2] in ([case["S"]], [E1], [E3]):
+            return "return both expand branches concatenated on the channel axis: torch.cat([e1, e3], dim=1)."
+        return "the 3 x 3 expand conv needs padding=1 to keep H x W; the output is (B, E1 + E3, H, W)."
+    if got.get("params") != expected.get("params"):
+        return ("three convs with biases: squeeze 1 x 1 N -> S, expand1x1 1 x 1 S -> E1, expand3x3 "
+                "3 x 3 S -> E3 (padding 1).")
+    values, want = got.get("values") or [], expected["values"]
+    if values and min(values) < 0:
+        return "the outputs go through a ReLU on each expand branch: none can be negative."
+    if len(values) == len(want) and sorted(round(v, 4) for v in values) == sorted(round(v, 4) for v in want):
+        return "the concatenation order: the 1 x 1 branch first, then the 3 x 3 one: torch.cat([e1, e3], dim=1)."
+    return ("squeeze first (1 x 1, N -> S, then ReLU), then both expand convs read the squeezed tensor "
+            "(not the input), each followed by a ReLU.")
+
 
 register(
     Exercise(
         id="2.2",
-        title="MACs and parameters of a Fire module",
+        title="Build a Fire module",
         points=3,
-        answer="fire_cost",
-        kind=FUNCTION,
-        cases=_FIRE_CASES,
+        answer="MyFire",
+        kind=MODULE,
+        cases=(
+            dict(N=16, S=4, E1=8, E3=8, input=(2, 16, 8, 8)),
+            dict(N=12, S=3, E1=6, E3=10, input=(1, 12, 9, 7)),
+            dict(N=8, S=6, E1=4, E3=12, input=(1, 8, 5, 11)),
+            dict(N=24, S=8, E1=16, E3=16, input=(1, 24, 13, 13)),
+        ),
         hidden_cases=(
-            dict(H=20, W=30, N=128, S=24, E1=96, E3=32),
-            dict(H=7, W=7, N=512, S=80, E1=320, E3=320),
-            dict(H=111, W=55, N=3, S=8, E1=16, E3=8),
+            dict(N=10, S=5, E1=12, E3=4, input=(2, 10, 7, 6)),
+            dict(N=32, S=4, E1=8, E3=24, input=(1, 32, 3, 3)),
         ),
-        draw=draw_from(H=[7, 13, 27, 55], W=[7, 13, 27, 55], N=[64, 96, 128, 256, 512], S=[16, 32, 48, 64],
-                       E1=[64, 128, 192, 256], E3=[64, 128, 192, 256]),
-        reference=_ref_fire_cost,
-        output_names=("macs", "params"),
+        draw=_draw_fire,
+        reference=fire_reference,
+        runner=run_fire,
+        compare=_compare_fire,
+        diagnose=_diagnose_fire,
         hints=(
-            "squeeze 1x1 N->S, expand 1x1 S->E1 and 3x3 S->E3 (padding 1), all with biases.",
+            "squeeze (1 x 1 conv N -> S, ReLU), then expand1x1 (1 x 1, S -> E1, ReLU) and expand3x3 "
+            "(3 x 3, padding 1, S -> E3, ReLU) side by side, concatenated on the channel axis.",
+            "name the convs `squeeze`, `expand1x1`, `expand3x3` (nn.Conv2d with bias): their weights are copied by name.",
         ),
-        diagnose=_diagnose_fire_cost,
     )
 )
 
@@ -210,5 +247,87 @@ register(
             "count MobileNetV1(alpha=0.25) at 1x3x224x224 and sum the MACs of the depthwise (conv_dw) rows.",
         ),
         diagnose=_diagnose_share,
+    )
+)
+
+
+# --- 2.4 speedup_table: measurements -> decisions ------------------------------------------------
+
+
+def _ref_speedup_table(pairs):
+    rows = []
+    for pair in pairs:
+        speedup = pair["baseline_ms"] / pair["candidate_ms"]
+        macs_ratio = pair["baseline_macs"] / pair["candidate_macs"]
+        rows.append((pair["name"], speedup, macs_ratio, speedup > macs_ratio))
+    return rows
+
+
+def _diagnose_speedup(case: Dict[str, Any], expected: Any, got: Any) -> Optional[str]:
+    if not isinstance(got, (list, tuple)) or len(got) != len(expected):
+        return "return one row per pair, in the pairs' order: (name, speedup, macs_ratio, faster_than_macs)."
+    for want, row in zip(expected, got):
+        if not isinstance(row, (list, tuple)) or len(row) != 4:
+            return "each row is a 4-tuple: (name, speedup, macs_ratio, faster_than_macs)."
+        name, speedup, ratio, verdict = want
+        try:
+            got_speedup, got_ratio = float(row[1]), float(row[2])
+        except (TypeError, ValueError):
+            return "speedup and macs_ratio are numbers."
+        if abs(got_speedup * speedup - 1) < 1e-6 and abs(speedup - 1) > 1e-6:
+            return ("the speed-up is baseline time / candidate time (above 1 when the candidate is faster); "
+                    "you divided the other way.")
+        if abs(got_ratio * ratio - 1) < 1e-6 and abs(ratio - 1) > 1e-6:
+            return ("the MACs ratio is baseline MACs / candidate MACs (how many times fewer MACs the "
+                    "candidate does); you divided the other way.")
+        if row[3] is not verdict and row[3] == (not verdict):
+            return ("faster than the MACs predict means speedup > macs_ratio: the candidate gained more time "
+                    "than it saved MACs.")
+    return None
+
+
+def _draw_pairs(rng) -> Dict[str, Any]:
+    """A random case for exercise 2.4: 1-4 pairs with times in ms and MACs (a candidate may be
+    slower, or do more MACs, than its baseline)."""
+    pairs = []
+    for k in range(rng.randint(1, 4)):
+        macs = rng.randint(10_000, 500_000_000)
+        pairs.append((f"pair {k}", round(rng.uniform(0.05, 50.0), 3), round(rng.uniform(0.05, 50.0), 3),
+                      macs, max(1, int(macs / rng.uniform(0.5, 30.0)))))
+    return dict(pairs=_pairs(*pairs))
+
+
+def _pairs(*rows):
+    keys = ("name", "baseline_ms", "candidate_ms", "baseline_macs", "candidate_macs")
+    return [dict(zip(keys, row)) for row in rows]
+
+
+register(
+    Exercise(
+        id="2.4",
+        title="Speed-up against the MACs ratio",
+        points=2,
+        answer="speedup_table",
+        kind=FUNCTION,
+        cases=(
+            dict(pairs=_pairs(("separable vs 3x3, 56x56x128", 4.82, 0.93, 462_422_016, 54_992_896),
+                              ("G=4 vs G=1, 3x3, 56x56x64", 2.10, 0.88, 115_605_504, 28_901_376))),
+            dict(pairs=_pairs(("1x1 vs 3x3", 9.0, 1.5, 9 * 802_816, 802_816),
+                              ("depthwise only", 1.2, 0.6, 1_000_000, 100_000),
+                              ("same MACs", 2.0, 2.0, 500, 500))),
+            dict(pairs=_pairs(("bigger candidate", 1.0, 2.5, 100, 300))),
+        ),
+        hidden_cases=(
+            dict(pairs=_pairs(("a", 3.3, 0.3, 8_000, 1_000), ("b", 0.75, 0.5, 4_000, 4_000),
+                              ("c", 10.0, 4.0, 9_000_000, 1_000_000))),
+            dict(pairs=_pairs(("fire vs 3x3", 5.5, 2.2, 2_560_000, 290_000))),
+        ),
+        draw=_draw_pairs,
+        reference=_ref_speedup_table,
+        rel_tol=1e-6,
+        diagnose=_diagnose_speedup,
+        hints=(
+            "for each pair: (name, baseline_ms / candidate_ms, baseline_macs / candidate_macs, speedup > macs_ratio).",
+        ),
     )
 )
