@@ -194,12 +194,10 @@ class Exercise:
     def _expected_one(self, case: Dict[str, Any]) -> Any:
         if self.kind == FUNCTION:
             return self.reference(**case)
-        if self.kind == MODULE:
-            # The expected side runs the case like the answer's side, with the course's block
-            # as the "answer" (a module exercise's own ``runner`` when it has one).
+        if self.kind == MODULE and self.runner is None:
             from course.exercises.runners import run_module
 
-            return (self.runner or run_module)(self, self.reference, case)
+            return run_module(self, self.reference, case)
         return self.reference(**case)
 
     def call_text(self, case: Dict[str, Any]) -> str:
