@@ -149,6 +149,17 @@ def test_still_noisy_after_the_remeasure_says_so():
     assert clock.now <= 2 * 0.05 + 2 * 3e-3 + 1e-9
 
 
+def test_remeasure_takes_longer_samples_that_average_out_per_call_jitter():
+    clock = FakeClock()
+    # Every 4th call takes 5 ms, the others 1 ms: one call per sample shows the jitter
+    # (IQR/median 1.0); the re-measure's samples of 4 calls each see 2 ms every time.
+    timing = measure(clock.workload(itertools.cycle([1e-3, 1e-3, 1e-3, 5e-3])), budget_s=0.0205, warmup=1,
+                     clock=clock)
+    assert timing.attempts == 2 and not timing.noisy
+    assert timing.median_s == pytest.approx(2e-3) and timing.runs == 4 * timing.samples
+    assert timing.samples >= policy.current().min_samples
+
+
 def test_remeasure_can_be_switched_off():
     clock = FakeClock()
     with policy.using(remeasure_share=0):

@@ -51,8 +51,8 @@ def measure_interleaved(
     sample of each contender lasts about ``budget / (20 · contenders)``), then every round takes
     one sample of each, in rotated order (round ``r`` starts with contender ``r mod n``), until
     the budget is spent and every contender has ``min_samples`` (5) samples. When any result is
-    noisy (IQR > 10% of the median), the rounds run once more within an extra budget and the
-    steadier attempt (lower worst IQR/median) is kept for *all* contenders, so they stay paired.
+    noisy (IQR > 10% of the median), the rounds run once more within an extra budget, in fewer,
+    longer samples (``policy.remeasure_samples``), and the steadier attempt (lower worst IQR/median) is kept for *all* contenders, so they stay paired.
 
     Args:
         cases: ``{name: (fn, inputs)}``; ``inputs`` a tuple of positional inputs (a single tensor
@@ -109,8 +109,8 @@ def measure_interleaved(
                          targets, used, p.noisy, attempts=1)
         if p.remeasure_share > 0 and any(t.noisy for t in result.values()):
             again = _rounds(names, calls, clocks, timer, {n: t.median_s for n, t in result.items()},
-                            p.remeasure_share * budget_s, min_samples, p.target_samples, targets, used, p.noisy,
-                            attempts=2)
+                            p.remeasure_share * budget_s, min_samples, max(min_samples, p.remeasure_samples),
+                            targets, used, p.noisy, attempts=2)
             worst = lambda timings: max(t.relative_spread for t in timings.values())  # noqa: E731
             kept = again if worst(again) < worst(result) else result
             result = {n: Timing.from_samples(t.times_s, t.runs, t.device, t.threads, attempts=2, group=t.group,

@@ -16,7 +16,9 @@ explorers, sweeps, tables, the roofline and the capstone) takes its defaults fro
   budget is spent.
 * **re-measure**: when the IQR exceeds :attr:`Policy.noisy` (10%) of the median, measure once more
   within an extra budget (:attr:`Policy.remeasure_share` of the first) and keep the steadier
-  result (the lower IQR / median).
+  result (the lower IQR / median). The re-measurement aims for fewer, longer samples
+  (:attr:`Policy.remeasure_samples`, several calls each where calls are short enough), which
+  average out per-call jitter (a page fault, a timer interrupt) instead of sampling it again.
 * **noisy**: a result that is still noisy keeps ``Timing.noisy == True``, and every display of it
   (printout, table, widget, plot) says so.
 
@@ -61,6 +63,8 @@ class Policy:
         warmup_share: share of the budget the warm-up may use.
         noisy: a timing is noisy when ``IQR / median`` exceeds this.
         remeasure_share: the re-measurement's budget as a share of the first (0: never re-measure).
+        remeasure_samples: samples the re-measurement aims for (fewer than ``target_samples``:
+            longer samples; never fewer than ``min_samples``).
     """
 
     threads: int = 1
@@ -71,6 +75,7 @@ class Policy:
     warmup_share: float = 0.25
     noisy: float = 0.1
     remeasure_share: float = 1.0
+    remeasure_samples: int = 5
 
     def __post_init__(self) -> None:
         def positive_int(name: str, low: int) -> None:
@@ -82,6 +87,7 @@ class Policy:
         positive_int("min_samples", 2)
         positive_int("target_samples", 2)
         positive_int("warmup_calls", 1)
+        positive_int("remeasure_samples", 2)
         if not self.budget_s > 0:
             raise ValueError(f"budget_s must be positive, got {self.budget_s!r}")
         if not 0 < self.warmup_share < 1:

@@ -184,7 +184,8 @@ def measure(
        budget is overrun by at most one sample when calls are fast, and by the missing samples
        when one call alone takes longer than the budget (never a single sample);
     4. when the IQR exceeds 10% of the median, once more within an extra budget
-       (``policy.remeasure_share · budget_s``), keeping the steadier result (lower IQR/median);
+       (``policy.remeasure_share · budget_s``) in fewer, longer samples (about
+       ``policy.remeasure_samples``), keeping the steadier result (lower IQR/median);
        a result still noisy says so (``Timing.noisy``, and its ``str``).
 
     Args:
@@ -243,7 +244,7 @@ def measure(
         result = Timing.from_samples(times, calls, str(target), used, noise_limit=p.noisy)
         if result.noisy and p.remeasure_share > 0:
             times, calls = _sample(call, clock, result.median_s, p.remeasure_share * budget_s, min_samples,
-                                   p.target_samples, min_runs or 0)
+                                   max(min_samples, p.remeasure_samples), min_runs or 0)
             again = Timing.from_samples(times, calls, str(target), used, attempts=2, noise_limit=p.noisy)
             kept = again if again.relative_spread < result.relative_spread else result
             result = Timing.from_samples(kept.times_s, kept.runs, str(target), used, attempts=2, noise_limit=p.noisy)
