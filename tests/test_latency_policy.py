@@ -302,6 +302,10 @@ def test_speedup_unpaired_is_conservative_and_sentences_follow_the_numbers():
     assert describe_speedup("A", fast, "B", same, 1.03, 1).endswith("although A does 3% more MACs.")
     assert describe_speedup("separable", fast, "standard", slow, 1, 1.08).endswith("for 8% fewer MACs.")
     assert describe_speedup("separable", fast, "standard", slow, 1, 1.1).endswith("for 1.1x fewer MACs.")
+    # A clear speed-up under 1.1x keeps two decimals ("1.0x faster" would contradict itself).
+    slightly = Timing(1.04e-3, 0.01e-3, 20, "cpu", 1)
+    steady = Timing(1e-3, 0.01e-3, 20, "cpu", 1)
+    assert describe_speedup("A", steady, "B", slightly).startswith("On this device, A is 1.04x faster than B")
     noisy = Timing(3e-3, 1e-3, 20, "cpu", 1)
     assert describe_speedup("A", fast, "B", noisy).endswith("(noisy: rerun on a quieter machine)")
 

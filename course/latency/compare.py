@@ -194,6 +194,9 @@ def speedup(a: Timing, b: Timing) -> Speedup:
 
 
 def _times(ratio: float) -> str:
+    """``1.04x`` (two decimals under 1.1, where one would print a clear 1.04x as "1.0x"), ``3.1x``, ``26x``."""
+    if ratio < 1.1:
+        return f"{ratio:.2f}x"
     return f"{ratio:.1f}x" if ratio < 10 else f"{ratio:.0f}x"
 
 
