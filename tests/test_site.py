@@ -246,9 +246,13 @@ def _pages(site: Path):
 
 
 def _solution_only_lines():
-    """{notebook stem: lines inside solution regions that appear nowhere in its student copy}."""
+    """{notebook stem: lines inside solution regions that appear nowhere in its student copy nor in
+    the course package's own source (which the notebooks show on purpose with ``show_source``,
+    e.g. Chapter 3's ShuffleV2Unit after its exercise: the library is public, the answer cells are not)}."""
     from course.grading.release import release_notebook
 
+    library = {line.strip() for source in (ROOT / "course").rglob("*.py")
+               for line in source.read_text(encoding="utf-8").splitlines()}
     found = {}
     for path in NOTEBOOKS:
         nb = nbformat.read(str(path), as_version=4)
@@ -258,7 +262,7 @@ def _solution_only_lines():
             for line in cell.source.splitlines():
                 if line.strip() in (BEGIN, END):
                     inside = line.strip() == BEGIN
-                elif inside and line.strip() and line.strip() not in student_text:
+                elif inside and line.strip() and line.strip() not in student_text and line.strip() not in library:
                     lines.add(line.strip())
         found[path.stem] = lines
     return found
