@@ -44,6 +44,8 @@ def execute(path: Path, cell_timeout_s: int, attempts: int = 1) -> float:
         if not problems:
             break
         print(f"{path}: attempt {attempt}: {len(problems)} noisy timing(s)", flush=True)
+        for problem in problems:
+            print(f"    {problem}", flush=True)
     nb, problems = best
     for problem in problems:
         print(f"{path}: still noisy: {problem}", flush=True)

@@ -29,6 +29,39 @@ def test_the_checker_finds_noisy_and_short_timings():
     assert stored_timing_problems(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[steady])])) == []
 
 
+#: Every wording the course prints for a noisy result (course/latency, course/tables.py,
+#: course/widgets.py, course/chapters/ch01, ch02, ch07, ch08, ch09), and steady look-alikes.
+NOISY_LINES = [
+    "conv: 12.3 ms ± 2.1 ms (noisy)",
+    "speed-up 1.21x (noisy: rerun on a quieter machine)",
+    "NOISY: the IQR is 14% of the median",
+    '<b>noisy</b>: the IQR is 14% of the median even after re-measuring',
+    "int8 static: 0.98x the speed of fp32 (0.121 vs 0.118 ms), 2.9x smaller file (noisy timing).",
+    "peak 12.0 GFLOP/s NOISY probe(s): matmul",
+    "Per channel, 3 rows. Some timings are noisy: rerun on a quieter machine.",
+    "predicted latency of the space: 1.194 to 2.969 ms (24 of 60 block timings noisy)",
+    "conv wins (3 of 12 timings noisy: rerun on a quieter machine.)",
+]
+STEADY_LINES = [
+    "predicted latency of the space: 1.194 to 2.969 ms (0 of 60 block timings noisy)",
+    "1 thread; >= 5 samples after warm-up; median ± IQR; re-measured once when IQR > 10% of the median",
+    "pw: 1.0 ms ± 0.0 ms (IQR, 7 samples, cpu, 1 thread)",
+]
+
+
+@pytest.mark.parametrize("line", NOISY_LINES)
+def test_the_checker_knows_every_noisy_wording(line):
+    out = nbformat.v4.new_output("stream", name="stdout", text=f"before\n{line}\nafter\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[out])])
+    assert stored_timing_problems(nb) == [f"Cell 1: noisy: {line[:160]}"]
+
+
+@pytest.mark.parametrize("line", STEADY_LINES)
+def test_the_checker_passes_steady_lines(line):
+    out = nbformat.v4.new_output("stream", name="stdout", text=line + "\n")
+    assert stored_timing_problems(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[out])])) == []
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_stored_timings_are_steady_and_from_five_samples(path):
     problems = stored_timing_problems(nbformat.read(str(path), as_version=4))

@@ -17,8 +17,13 @@ from typing import Iterator, List, Optional, Tuple
 
 __all__ = ["stored_timing_problems"]
 
-#: The markers course.latency, course.tables and describe_speedup print for a noisy result.
-NOISY = re.compile(r"\(noisy\)|\(noisy:|NOISY:|noisy: the IQR")
+#: The markers the course prints for a noisy result: "(noisy)", "(noisy: rerun ...)", "NOISY:",
+#: "noisy: the IQR" (course.latency, course.tables, describe_speedup, the widgets), "(noisy timing)"
+#: (Chapter 9's int8 verdict), "NOISY probe(s)" (the roofline), "Some timings are noisy"
+#: (Chapters 2 and 7) and a count of noisy timings above zero, "(3 of 12 timings noisy"
+#: (Chapters 1 and 9); "0 of 60 block timings noisy" is steady.
+NOISY = re.compile(r"\(noisy\)|\(noisy:|NOISY:|NOISY probe|noisy</b>: the IQR|noisy: the IQR|\(noisy timing\)"
+                   r"|timings are noisy|\b[1-9]\d* of \d+ [\w ]*?timings? noisy")
 #: "(IQR, 3 samples" / "(1 run" ("runs": the format before the policy).
 SAMPLES = re.compile(r"\((?:IQR, )?(\d+) (?:samples?|runs?)\b")
 
