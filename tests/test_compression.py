@@ -342,6 +342,28 @@ def test_evolve_with_a_fake_proxy_and_table():
         assert any(sum(x != y for x, y in zip(child.choices, parent.choices)) == 1 for parent in a[:child.step])
 
 
+def test_steadiest_measures_again_while_noisy_and_keeps_the_steadiest():
+    from types import SimpleNamespace
+
+    def fake(spreads):
+        calls = []
+
+        def measure_once():
+            spread = spreads[len(calls)]
+            calls.append(spread)
+            return SimpleNamespace(relative_spread=spread, noisy=spread > 0.1)
+        return measure_once, calls
+
+    once, calls = fake([0.05, 0.3])
+    assert search.steadiest(once).relative_spread == 0.05 and calls == [0.05]  # steady: measured once
+    once, calls = fake([0.3, 0.2, 0.25])
+    assert search.steadiest(once, retries=2).relative_spread == 0.2 and calls == [0.3, 0.2, 0.25]
+    once, calls = fake([0.3, 0.08, 0.5])
+    assert search.steadiest(once, retries=2).relative_spread == 0.08 and calls == [0.3, 0.08]  # stops when steady
+    once, calls = fake([0.3, 0.2])
+    assert search.steadiest(once, retries=0).relative_spread == 0.3 and calls == [0.3]
+
+
 @pytest.mark.slow
 def test_latency_table_measures_every_block():
     table = search.measure_table(threads=1, budget_s=0.002)
