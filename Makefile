@@ -24,8 +24,11 @@ lab: install
 	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" $(VENV)/bin/jupyter lab --notebook-dir=notebooks \
 		--port=$(PORT) --no-browser $(ALLOW_ROOT)
 
+# JOBS pytest-xdist workers (2: CI's cores); a notebook's cells and a test file's tests stay
+# together on one worker (--dist loadscope), in order.
+JOBS ?= 2
 test: install
-	$(PY) -m pytest -ra tests solutions --nbval-lax --nbval-cell-timeout=300
+	$(PY) -m pytest -ra $(if $(filter-out 1,$(JOBS)),-n $(JOBS) --dist loadscope) tests solutions --nbval-lax --nbval-cell-timeout=300
 
 test-fast: install
 	$(PY) -m pytest -ra -m "not slow" tests

@@ -1,6 +1,8 @@
 """Grading round trips on the real course, one batch per chapter (``--jobs 2``).
 
-For each chapter: the solution notebook gets full marks (hidden cases included); the released
+For each chapter: the solution notebook runs top to bottom headless with ``FAST = True`` (the
+grader injects it after the ``parameters`` cell) without a cell error or a time limit hit, and
+gets full marks (hidden cases included); the released
 student notebook gets zero with a "not attempted" message per exercise, and no cell error; and
 a copy of the solution with its first exercise answered wrongly loses exactly that exercise's
 points.
@@ -62,6 +64,7 @@ def graded(batches, solution):
 def test_solution_gets_full_marks(graded, solution):
     by_path, _, _ = graded
     result = by_path[solution.resolve()]
+    assert result.errors == [] and result.timeouts == [], [p.message for p in result.errors + result.timeouts]
     assert result.max_points > 0
     assert result.total == result.max_points, "\n".join(e.message for e in result.exercises if not e.passed)
     assert len(result.exercises) >= 3
