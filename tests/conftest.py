@@ -8,10 +8,14 @@
   and linear layer is rescaled to unit output deviation on it (scale kept at any depth).
 * ``chapter1_notebook(...)``: a Chapter 1 solution notebook built from the learner answers of
   ``tests/ch01_answers.py`` (:func:`ch01_answers.chapter1_notebook`).
+
+It also orders the session for ``make test``'s pytest-xdist workers (:data:`LONG_FIRST`) and gives
+each worker one thread.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import pytest
@@ -20,6 +24,35 @@ from torch import nn
 
 from ch01_answers import chapter1_notebook as _chapter1_notebook  # tests/ is on sys.path
 from course.equivalence import randomize_weights
+
+# Under pytest-xdist (``make test`` runs two workers), each worker computes on one thread: two
+# workers of two threads each on a 2-core machine oversubscribe it, and OpenMP's waiting threads
+# spin. Tests that need a thread count set it themselves (and restore it).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
+#: Files that take minutes (``pytest --durations``: a notebook's nbval run, a grading batch),
+#: longest first. They are collected first, so that pytest-xdist hands them out first and its
+#: workers finish together, instead of one worker starting a five-minute notebook at the end.
+LONG_FIRST = (
+    "solutions/09_compression.ipynb",
+    "tests/test_hostile.py",
+    "tests/test_course_grading.py",
+    "solutions/05_window_attention.ipynb",
+    "solutions/08_device_profiling.ipynb",
+    "tests/test_sandbox.py",
+    "tests/test_grading.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run the files of :data:`LONG_FIRST` first, in that order; the order within a file, and
+    of the other files, is kept (a stable sort)."""
+    def rank(item):
+        path = item.nodeid.split("::", 1)[0]
+        return LONG_FIRST.index(path) if path in LONG_FIRST else len(LONG_FIRST)
+
+    items.sort(key=rank)
 
 
 def _seeded(*shape: int, seed: int = 0) -> torch.Tensor:

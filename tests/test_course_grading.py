@@ -9,7 +9,8 @@ points.
 
 One batch per chapter (graded by the first test that needs it), so that no single test's time
 grows with the number of chapters (pytest-timeout is per test; on a busy 2-core machine the
-whole course took over 15 minutes in one batch).
+whole course took over 15 minutes in one batch), and one class per chapter, so that the
+chapters run in parallel under pytest-xdist.
 """
 
 import re
@@ -36,59 +37,66 @@ def _first_exercise_answered_wrongly(source: Path, dest: Path) -> str:
     raise AssertionError(f"{source.name} has no exercise")
 
 
-@pytest.fixture(scope="module")
-def batches(tmp_path_factory):
-    """Chapter -> its graded batch, filled on first use."""
-    return {"work": tmp_path_factory.mktemp("course_grading")}
+class ChapterRoundTrips:
+    """The round trips of one chapter (``solution``, set by the ``TestChapterNN`` classes below).
 
+    One class per chapter, so that each chapter is its own scope: pytest-xdist (``make test``
+    runs ``--dist loadscope``) spreads the chapters over its workers, and a chapter's batch is
+    graded once, by the first of its tests.
+    """
 
-@pytest.fixture
-def graded(batches, solution):
-    """``(by_path, wrong_ids, work)`` for the chapter of ``solution``: its solution, its student
-    copy and a copy with its first exercise answered wrongly, graded in one batch."""
-    from course.grading import Limits, grade
+    solution: Path
 
-    if solution.name not in batches:
-        work = batches["work"] / solution.stem
-        (work / "wrong").mkdir(parents=True)
+    @pytest.fixture(scope="class")
+    def graded(self, request, tmp_path_factory):
+        """``(by_path, wrong_id, work)``: the solution, its student copy and a copy with its first
+        exercise answered wrongly, graded in one batch."""
+        from course.grading import Limits, grade
+
+        solution = request.cls.solution
+        work = tmp_path_factory.mktemp(f"grading_{solution.stem}")
+        (work / "wrong").mkdir()
         wrong = work / "wrong" / solution.name
-        wrong_ids = {solution.name: _first_exercise_answered_wrongly(solution, wrong)}
+        wrong_id = _first_exercise_answered_wrongly(solution, wrong)
         submissions = [solution, ROOT / "notebooks" / solution.name, wrong]
         results = grade(submissions, work / "grades", Limits(notebook_s=900, cell_s=300), jobs=2, quiet=True)
-        batches[solution.name] = ({Path(r.submission).resolve(): r for r in results}, wrong_ids, work)
-    return batches[solution.name]
+        return {Path(r.submission).resolve(): r for r in results}, wrong_id, work
+
+    @pytest.mark.slow
+    def test_solution_gets_full_marks(self, graded):
+        by_path, _, _ = graded
+        result = by_path[self.solution.resolve()]
+        assert result.errors == [] and result.timeouts == [], [p.message for p in result.errors + result.timeouts]
+        assert result.max_points > 0
+        assert result.total == result.max_points, "\n".join(e.message for e in result.exercises if not e.passed)
+        assert len(result.exercises) >= 3
+
+    @pytest.mark.slow
+    def test_student_copy_gets_zero_with_a_message_per_exercise(self, graded):
+        by_path, _, _ = graded
+        result = by_path[(ROOT / "notebooks" / self.solution.name).resolve()]
+        assert result.total == 0 and result.max_points == by_path[self.solution.resolve()].max_points
+        for exercise in result.exercises:
+            assert exercise.points == 0 and "not attempted" in exercise.message, exercise.message
+        assert result.errors == [], result.errors  # stubs are "not attempted", never errors
+
+    @pytest.mark.slow
+    def test_one_wrong_answer_loses_exactly_its_points(self, graded):
+        by_path, wrong_id, work = graded
+        full = by_path[self.solution.resolve()]
+        result = by_path[(work / "wrong" / self.solution.name).resolve()]
+        lost = {e.id: e.max_points for e in full.exercises}[wrong_id]
+        assert result.total == full.max_points - lost
+        (exercise,) = [e for e in result.exercises if e.id == wrong_id]
+        assert exercise.points == 0 and "not attempted" not in exercise.message
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
-def test_solution_gets_full_marks(graded, solution):
-    by_path, _, _ = graded
-    result = by_path[solution.resolve()]
-    assert result.errors == [] and result.timeouts == [], [p.message for p in result.errors + result.timeouts]
-    assert result.max_points > 0
-    assert result.total == result.max_points, "\n".join(e.message for e in result.exercises if not e.passed)
-    assert len(result.exercises) >= 3
+for _solution in SOLUTIONS:  # TestChapter01 ... TestChapter09
+    _name = "TestChapter" + _solution.stem.split("_")[0]
+    globals()[_name] = type(_name, (ChapterRoundTrips,), {"solution": _solution, "__doc__": f"{_solution.name}'s round trips."})
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
-def test_student_copy_gets_zero_with_a_message_per_exercise(graded, solution):
-    by_path, _, _ = graded
-    result = by_path[(ROOT / "notebooks" / solution.name).resolve()]
-    assert result.total == 0 and result.max_points == by_path[solution.resolve()].max_points
-    for exercise in result.exercises:
-        assert exercise.points == 0 and "not attempted" in exercise.message, exercise.message
-    assert result.errors == [], result.errors  # stubs are "not attempted", never errors
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.stem)
-def test_one_wrong_answer_loses_exactly_its_points(graded, solution):
-    by_path, wrong_ids, work = graded
-    full = by_path[solution.resolve()]
-    result = by_path[(work / "wrong" / solution.name).resolve()]
-    wrong_id = wrong_ids[solution.name]
-    lost = {e.id: e.max_points for e in full.exercises}[wrong_id]
-    assert result.total == full.max_points - lost
-    (exercise,) = [e for e in result.exercises if e.id == wrong_id]
-    assert exercise.points == 0 and "not attempted" not in exercise.message
+def test_every_chapter_has_its_round_trips():
+    assert len(SOLUTIONS) >= 9
+    assert {name for name in globals() if name.startswith("TestChapter")} == {
+        "TestChapter" + p.stem.split("_")[0] for p in SOLUTIONS}
