@@ -478,3 +478,34 @@ def test_unknown_channels_last_layout_is_counted_with_a_real_pass_and_a_note():
         assert auto.records == real.records
         with pytest.raises(RuntimeError, match="channels-last"):
             count(model, x, mode="meta")
+
+
+def test_count_pauses_the_garbage_collector_only_during_the_pass():
+    import gc
+
+    from course.cost import count
+
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            seen.append(gc.isenabled())
+            return x * 2
+
+    assert gc.isenabled()
+    count(Probe(), torch.ones(2, 3))
+    assert seen == [False] and gc.isenabled()  # paused inside, back on after
+    gc.disable()
+    try:
+        count(Probe(), torch.ones(2, 3))
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
+
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise ValueError("broken")
+
+    with pytest.raises(ValueError, match="broken"):
+        count(Broken(), torch.ones(2, 3), mode="real")
+    assert gc.isenabled()  # back on after an error too

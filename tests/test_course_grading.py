@@ -37,6 +37,23 @@ def _first_exercise_answered_wrongly(source: Path, dest: Path) -> str:
     raise AssertionError(f"{source.name} has no exercise")
 
 
+@pytest.fixture(scope="class")
+def graded(request, tmp_path_factory):
+    """``(by_path, wrong_id, work)`` for the chapter of the requesting class (``solution``): the
+    solution, its student copy and a copy with its first exercise answered wrongly, graded in one
+    batch."""
+    from course.grading import Limits, grade
+
+    solution = request.cls.solution
+    work = tmp_path_factory.mktemp(f"grading_{solution.stem}")
+    (work / "wrong").mkdir()
+    wrong = work / "wrong" / solution.name
+    wrong_id = _first_exercise_answered_wrongly(solution, wrong)
+    submissions = [solution, ROOT / "notebooks" / solution.name, wrong]
+    results = grade(submissions, work / "grades", Limits(notebook_s=900, cell_s=300), jobs=2, quiet=True)
+    return {Path(r.submission).resolve(): r for r in results}, wrong_id, work
+
+
 class ChapterRoundTrips:
     """The round trips of one chapter (``solution``, set by the ``TestChapterNN`` classes below).
 
@@ -46,21 +63,6 @@ class ChapterRoundTrips:
     """
 
     solution: Path
-
-    @pytest.fixture(scope="class")
-    def graded(self, request, tmp_path_factory):
-        """``(by_path, wrong_id, work)``: the solution, its student copy and a copy with its first
-        exercise answered wrongly, graded in one batch."""
-        from course.grading import Limits, grade
-
-        solution = request.cls.solution
-        work = tmp_path_factory.mktemp(f"grading_{solution.stem}")
-        (work / "wrong").mkdir()
-        wrong = work / "wrong" / solution.name
-        wrong_id = _first_exercise_answered_wrongly(solution, wrong)
-        submissions = [solution, ROOT / "notebooks" / solution.name, wrong]
-        results = grade(submissions, work / "grades", Limits(notebook_s=900, cell_s=300), jobs=2, quiet=True)
-        return {Path(r.submission).resolve(): r for r in results}, wrong_id, work
 
     @pytest.mark.slow
     def test_solution_gets_full_marks(self, graded):

@@ -12,15 +12,17 @@ oneDNN kernel per layer, which ``FlopCounterMode`` also charges zero).
 How each operator is charged is in :mod:`course.cost.ops`. The default pass runs on meta
 tensors (:mod:`course.cost.meta`); it is kept faster than the forward pass it counts by
 answering common operators from shapes (:mod:`course.cost.shapes`), charging common leaf
-modules without running them (:mod:`course.cost.leaves`), and seeing whole calls through a
-``TorchFunctionMode`` only in models that make them.
+modules without running them (:mod:`course.cost.leaves`), seeing whole calls through a
+``TorchFunctionMode`` only in models that make them, and pausing Python's cyclic garbage
+collector for the pass.
 """
 
 from __future__ import annotations
 
+import gc
 import weakref
 from collections import Counter
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Any, Callable, Dict, List, Tuple
 
 import torch
@@ -524,6 +526,30 @@ def count(model: Any, *inputs: Any, mode: str = "auto", **kwargs: Any) -> CostRe
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    with _collector_paused():
+        return _count(model, inputs, kwargs, mode)
+
+
+@contextmanager
+def _collector_paused():
+    """Python's cyclic garbage collector paused for one pass (as ``timeit`` does).
+
+    A pass allocates thousands of small objects (records, meta tensors, argument tuples), which
+    triggers collections of the whole heap (with torch and timm imported, about 240,000 objects):
+    on EfficientViT-M0 (650 operators) they cost about 12% of the pass. Reference counting
+    still frees everything at once; cycles wait for the next collection after the pass.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _count(model: Any, inputs: tuple, kwargs: dict, mode: str) -> CostReport:
+    """:func:`count` after its argument checks."""
     notes: List[str] = []
     tree = _ModelTree(model)
     if tree.has_mha:
