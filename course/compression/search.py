@@ -134,26 +134,28 @@ def measure_table(threads: int = 1, budget_s: float = 0.05, image: int = 32, see
 
     if image != 32:
         raise ValueError("the search space is laid out for 32x32 images")
+
+    def timed(module: nn.Module, x: torch.Tensor):
+        return steadiest(lambda: measure(module, x, threads=threads, budget_s=budget_s), retries)
+
     torch.manual_seed(seed)
     blocks, noisy = {}, []
     for p, ((M, stride), (N, H)) in enumerate(zip(POSITIONS, _inputs())):
         x = torch.randn(1, N, H, H)
         for c, (K, e, se) in enumerate(CHOICES):
             block = search_block(N, K, e, M, stride, se).eval()
-            timing = steadiest(lambda: measure(block, x, threads=threads, budget_s=budget_s), retries)
+            timing = timed(block, x)
             blocks[(p, c)] = timing.median_ms
             if timing.noisy:
                 noisy.append((p, c))
     net = SearchNet(spec_of([0] * len(POSITIONS))).eval()
-    stem_x = torch.randn(1, 3, image, image)
-    stem_ms = steadiest(lambda: measure(net.stem, stem_x, threads=threads, budget_s=budget_s), retries).median_ms
+    stem_ms = timed(net.stem, torch.randn(1, 3, image, image)).median_ms
     last = POSITIONS[-1][0]
     head = nn.Sequential(net.pool, net.fc).eval()
     h = image
     for _, stride in POSITIONS:
         h //= stride
-    head_x = torch.randn(1, last, h, h)
-    head_ms = steadiest(lambda: measure(head, head_x, threads=threads, budget_s=budget_s), retries).median_ms
+    head_ms = timed(head, torch.randn(1, last, h, h)).median_ms
     return LatencyTable(blocks, stem_ms, head_ms, threads, noisy, stamp("cpu", threads))
 
 
