@@ -62,6 +62,16 @@ def test_the_checker_passes_steady_lines(line):
     assert stored_timing_problems(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[out])])) == []
 
 
+def test_the_checker_reads_the_saved_widget_state():
+    html = '<p><b>latency</b> 12.7 ms ± 1.3 ms (IQR, 6 samples)<br><b>noisy</b>: the IQR is 10% of the median</p>'
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {
+        "state": {"m1": {"state": {"value": html, "layout": "IPY_MODEL_x"}}}, "version_major": 2}}
+    assert stored_timing_problems(nb) == [f"widget state: noisy: {html}"]
+    nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]["m1"]["state"]["value"] = "12.7 ms ± 0.3 ms (IQR, 6 samples)"
+    assert stored_timing_problems(nb) == []
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_stored_timings_are_steady_and_from_five_samples(path):
     problems = stored_timing_problems(nbformat.read(str(path), as_version=4))

@@ -28,15 +28,25 @@ NOISY = re.compile(r"\(noisy\)|\(noisy:|NOISY:|NOISY probe|noisy</b>: the IQR|no
 SAMPLES = re.compile(r"\((?:IQR, )?(\d+) (?:samples?|runs?)\b")
 
 
-def _output_texts(nb) -> Iterator[Tuple[int, str]]:
-    """(JupyterLab cell number, text) of every text output of every code cell of ``nb``."""
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def _output_texts(nb) -> Iterator[Tuple[str, str]]:
+    """(where, text) of every text output of every code cell of ``nb`` (where: JupyterLab's
+    "Cell 12"), then of every string value in its saved widget state (where: "widget state"),
+    which JupyterLab and the site render as the explorers' last view."""
     for number, cell in enumerate(nb.cells, start=1):
         for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
             if "text" in output:
-                yield number, output["text"]
+                yield f"Cell {number}", output["text"]
             for mime in ("text/plain", "text/html", "text/markdown"):
                 if mime in output.get("data", {}):
-                    yield number, output["data"][mime]
+                    yield f"Cell {number}", output["data"][mime]
+    models = nb.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    for model in models.values():
+        for value in model.get("state", {}).values():
+            if isinstance(value, str):
+                yield "widget state", value
 
 
 def stored_timing_problems(nb, minimum: Optional[int] = None) -> List[str]:
@@ -48,11 +58,11 @@ def stored_timing_problems(nb, minimum: Optional[int] = None) -> List[str]:
 
         minimum = Policy().min_samples
     problems = []
-    for number, text in _output_texts(nb):
+    for where, text in _output_texts(nb):
         if NOISY.search(text):
             line = next(line for line in text.splitlines() if NOISY.search(line))
-            problems.append(f"Cell {number}: noisy: {line.strip()[:160]}")
+            problems.append(f"{where}: noisy: {line.strip()[:160]}")
         for match in SAMPLES.finditer(text):
             if int(match.group(1)) < minimum:
-                problems.append(f"Cell {number}: {match.group(0)} (< {minimum})")
+                problems.append(f"{where}: {match.group(0)} (< {minimum})")
     return problems
