@@ -99,6 +99,15 @@ _OPS = {
     "repeat": lambda x: x.repeat(1, 2, 1, 1), "repeat_more_dims": lambda x: x.repeat(2, 1, 1, 1, 3),
     "cat_self": lambda x: torch.cat([x, x], 1), "cat_row_major": lambda x: torch.cat([x, torch.randn(x.shape)], 1),
     "cat_last_dim": lambda x: torch.cat([x, x.clone()], -1),
+    # advanced indexing (aten.index): a relative-position bias table, channels, rows, batch
+    "index_bias_table": lambda x: x.flatten(2)[:, :, (torch.arange(x[0, 0].numel())[:, None] - torch.arange(x[0, 0].numel())).abs()],
+    "index_transposed_index": lambda x: x.flatten(2)[:, :, torch.arange(x[0, 0].numel()).repeat(3, 1).T],
+    "index_channels": lambda x: x[:, torch.tensor([3, 0, 5])],
+    "index_rows_2d": lambda x: x[:, :, torch.arange(x.shape[2]).flip(0).repeat(2, 1)],
+    "index_two_dims": lambda x: x[:, torch.tensor([1, 2]), torch.zeros(2, dtype=torch.long)],
+    "index_batch": lambda x: x[torch.arange(x.shape[0]).flip(0).repeat(2)], "index_last": lambda x: x[..., torch.zeros(1, dtype=torch.long)],
+    "index_mask": lambda x: x[x > 0], "index_not_adjacent": lambda x: x[torch.zeros(2, dtype=torch.long), :, torch.zeros(2, dtype=torch.long)],
+    "index_int32": lambda x: x[:, torch.tensor([3, 0], dtype=torch.int32)],
     # fresh row-major results
     "mean_spatial": lambda x: x.mean((2, 3), keepdim=True), "mean_channels": lambda x: x.mean(1),
     "sum_all": lambda x: x.sum(), "amax": lambda x: x.amax(-1), "norm": lambda x: torch.linalg.vector_norm(x, dim=1),

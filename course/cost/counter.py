@@ -211,9 +211,17 @@ def _argument_tensors(rule: ops.Rule, args, kwargs) -> list:
 def _read_bytes(rule: ops.Rule, args, kwargs) -> int:
     """Bytes of the tensors among an operator's arguments (lists of tensors too, e.g. for
     cat); a tensor passed twice (``x * x``) is read once."""
+    if kwargs or rule.tensor_lists:
+        tensors = _argument_tensors(rule, args, kwargs)
+    else:  # most operators: no tensor in a list or a keyword
+        n = len(args)
+        tensors = [args[i] for i in rule.tensor_args if i < n]
+    if len(tensors) == 1:
+        t = tensors[0]
+        return t.numel() * t.element_size() if isinstance(t, _TENSOR) else 0
     total, seen = 0, []
-    for tensor in _argument_tensors(rule, args, kwargs):
-        if not isinstance(tensor, torch.Tensor):
+    for tensor in tensors:
+        if not isinstance(tensor, _TENSOR):
             continue  # None, or a Python number given for a Tensor argument
         for other in seen:
             if other is tensor:
@@ -258,6 +266,8 @@ class _WholeCallsNeeded(BaseException):
 
 
 _RULES, _NO_KWARGS = ops._RULES, {}
+_TENSOR = torch.Tensor
+_new_record = tuple.__new__  # OpRecord(...) without namedtuple's Python-level __new__
 _VIEW, _MOVE, _MAC, _ELEMENTWISE, _UNCOUNTED = ops.VIEW, ops.MOVE, ops.MAC, ops.ELEMENTWISE, ops.UNCOUNTED
 _PYTHON_KEYS = torch._C.DispatchKeySet(torch._C.DispatchKey.Python) | torch._C.DispatchKeySet(
     torch._C.DispatchKey.PythonTLSSnapshot)
@@ -326,21 +336,23 @@ class _CountingMode(TorchDispatchMode):
 
     def charge(self, rule: ops.Rule, args, kwargs, out, module: str) -> None:
         """Record operator ``rule`` called with ``args`` and ``kwargs`` that returned ``out``."""
-        if isinstance(out, torch.Tensor):
+        if isinstance(out, _TENSOR):
             first = out
-            written = out.numel() * out.element_size()
+            activations = out.numel()
+            written = activations * out.element_size()
         else:
             outputs = _tensors(out)
             if rule.first_output_only:
                 outputs = outputs[:1]
             first = outputs[0] if outputs else None
+            activations = first.numel() if first is not None else 0
             written = _nbytes(outputs) if outputs else 0
         charge = rule.charge
         macs, elementwise = charge(args, first) if charge is not None else (0, 0)
-        self.records.append(OpRecord(
-            module, rule.name, macs, elementwise, first.numel() if first is not None else 0,
-            _read_bytes(rule, args, kwargs), written, rule.kind is not _UNCOUNTED,
-        ))
+        self.records.append(_new_record(OpRecord, (
+            module, rule.name, macs, elementwise, activations, _read_bytes(rule, args, kwargs), written,
+            rule.kind is not _UNCOUNTED,
+        )))
 
     def record(self, name, inputs, outputs, macs=0, elementwise=0, counted=True) -> None:
         self.records.append(OpRecord(

@@ -556,6 +556,62 @@ def _empty_like_strided(shape: Shape, strides: Shape, dtype) -> Optional[torch.T
     return _empty(shape, dtype, _strides_from_order(shape, _stride_order(shape, [strides])))
 
 
+def _index(args, kwargs):
+    """index(x, indices): ``x[:, idx]``, advanced indexing by one row-major int64 tensor, or
+    several of the same shape in adjacent dims (``None`` for the dims not indexed), e.g. a
+    table of relative-position biases gathered into an attention map.
+
+    The CPU kernel (``AdvancedIndex``) runs TensorIterator on x restrided (the indexed dims
+    replaced by the index's shape, with stride 0) and the index tensors (viewed with size-1
+    dims around them); the result takes TensorIterator's layout, as an element-wise result
+    does. Declined: masks, other index dtypes or layouts, non-adjacent indexed dims (PyTorch
+    moves them to the front first), and layouts where TensorIterator's channels-last or
+    same-strides fast paths could apply.
+    """
+    x, indices = args[0], args[1]
+    n = x.dim()
+    if not _meta(x) or not indices or len(indices) > n or x.numel() == 0:
+        return None
+    first = last = replacement = None  # the indexed dims, and the index's shape
+    count = 0
+    for d, index in enumerate(indices):
+        if index is None:
+            continue
+        if not _meta(index) or index.dtype != torch.int64 or not index.is_contiguous():
+            return None  # a mask (its result's size depends on values), or an index to convert
+        if replacement is None:
+            first, replacement = d, tuple(index.shape)
+        elif d != last + 1 or tuple(index.shape) != replacement:
+            return None  # not adjacent, or index tensors to broadcast
+        last = d
+        count += 1
+    if replacement is None or not replacement or 0 in replacement:
+        return None
+    shape, strides = tuple(x.shape), x.stride()
+    out_shape = shape[:first] + replacement + shape[last + 1:]
+    k, after = len(replacement), n - last - 1
+    # Operand strides as TensorIterator sees them: 0 where an operand of size 1 is broadcast.
+    src = strides[:first] + (0,) * k + strides[last + 1:]
+    viewed = contiguous_strides((1,) * first + replacement + (1,) * after)  # index.reshape(...)
+    idx = tuple(0 if view_size == 1 and size != 1 else stride
+                for view_size, size, stride in zip((1,) * first + replacement + (1,) * after, out_shape, viewed))
+    operands = [src] + [idx] * count
+    if all(_row_major_like(out_shape, o) for o in operands):
+        return _empty(out_shape, x.dtype)
+    if len(out_shape) == 4 and all(_row_major_like(out_shape, o, _channels_last_strides(out_shape)) for o in operands):
+        return None  # TensorIterator's channels-last fast path
+    if all(o == src for o in operands) and _dense(out_shape, src):
+        return None  # the same dense strides everywhere: its third fast path
+    return _empty(out_shape, x.dtype, _strides_from_order(out_shape, _stride_order(out_shape, operands)))
+
+
+def _row_major_like(shape: Shape, strides: Shape, expected: Optional[Shape] = None) -> bool:
+    """Whether ``strides`` equal ``expected`` (row-major by default) on every dim of size > 1
+    (how ``is_contiguous`` reads them)."""
+    expected = expected or contiguous_strides(shape)
+    return all(s == e for s, e, size in zip(strides, expected, shape) if size != 1)
+
+
 def _repeat(args, kwargs):
     """repeat(x, repeats): a fresh row-major tensor."""
     x, repeats = args[0], args[1]
@@ -639,6 +695,7 @@ SHAPE_RULES: Dict[str, Tuple[Tuple[str, ...], Callable]] = {
     "_upsample_nearest_exact2d": (("default",), _following_input(_upsample_shape)),
     "constant_pad_nd": (("default",), _pad),
     "repeat": (("default",), _repeat),
+    "index": (("Tensor",), _index),
     "cat": (("default",), _cat),
     "copy_": (("default",), _copy_into),
     "clone": (("default",), _clone),
