@@ -216,9 +216,6 @@ def _read_bytes(rule: ops.Rule, args, kwargs) -> int:
     else:  # most operators: no tensor in a list or a keyword
         n = len(args)
         tensors = [args[i] for i in rule.tensor_args if i < n]
-    if len(tensors) == 1:
-        t = tensors[0]
-        return t.numel() * t.element_size() if isinstance(t, _TENSOR) else 0
     total, seen = 0, []
     for tensor in tensors:
         if not isinstance(tensor, _TENSOR):
@@ -228,7 +225,7 @@ def _read_bytes(rule: ops.Rule, args, kwargs) -> int:
                 break
         else:
             seen.append(tensor)
-            total += tensor.numel() * tensor.element_size()
+            total += tensor.nbytes
     return total
 
 
@@ -248,13 +245,12 @@ def _tensors(tree) -> List[torch.Tensor]:
 
 def _nbytes(tensors) -> int:
     if len(tensors) == 1:
-        t = tensors[0]
-        return t.numel() * t.element_size()
+        return tensors[0].nbytes
     seen, total = set(), 0
     for tensor in tensors:
         if id(tensor) not in seen:
             seen.add(id(tensor))
-            total += tensor.numel() * tensor.element_size()
+            total += tensor.nbytes
     return total
 
 
@@ -338,8 +334,10 @@ class _CountingMode(TorchDispatchMode):
         """Record operator ``rule`` called with ``args`` and ``kwargs`` that returned ``out``."""
         if isinstance(out, _TENSOR):
             first = out
-            activations = out.numel()
-            written = activations * out.element_size()
+            activations, written = out.numel(), out.nbytes
+        elif rule.first_output_only and isinstance(out, tuple) and isinstance(out[0], _TENSOR):
+            first = out[0]  # batch norm and layer norm: the statistics are for the backward pass
+            activations, written = first.numel(), first.nbytes
         else:
             outputs = _tensors(out)
             if rule.first_output_only:

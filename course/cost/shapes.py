@@ -74,10 +74,11 @@ def _channels_last_like(shape: Shape, strides: Shape) -> bool:
     return True
 
 
-def suggests_row_major(t: torch.Tensor) -> bool:
+def suggests_row_major(t: torch.Tensor, shape: Optional[torch.Size] = None) -> bool:
     """``t.suggest_memory_format() == torch.contiguous_format``; kernels that follow the
-    suggested format then write a row-major result."""
-    shape = t.shape
+    suggested format then write a row-major result. (``shape``: ``t.shape``, if at hand.)"""
+    if shape is None:
+        shape = t.shape
     if len(shape) == 4 and shape[1] > 1 and shape[2] * shape[3] > 1 and t.is_contiguous():
         return True  # (c10's channels-last test fails at the first spatial dim)
     return not _channels_last_like(tuple(shape), t.stride())
@@ -180,6 +181,27 @@ def elementwise_strides(shape: Shape, operands: Sequence[torch.Tensor], scalars:
     -> channels-last; all dense with the same strides -> those strides. Otherwise the result
     is dense in the order of :func:`_stride_order`.
     """
+    if len(operands) == 1:
+        t = operands[0]
+        key = (shape, scalars, t.shape, t.stride())
+    else:
+        key = (shape, scalars, *[(t.shape, t.stride()) for t in operands])
+    strides = _LAYOUTS.get(key, _MISSING)
+    if strides is _MISSING:
+        if len(_LAYOUTS) >= _LAYOUTS_KEPT:
+            _LAYOUTS.clear()
+        strides = _LAYOUTS[key] = _elementwise_strides(shape, operands, scalars)
+    return strides
+
+
+#: (result shape, scalars, operand shapes and strides) -> result strides: the same layouts
+#: recur in every block of a model; the answer depends on nothing else.
+_LAYOUTS: Dict[tuple, Optional[Shape]] = {}
+_LAYOUTS_KEPT = 4096
+_MISSING = object()
+
+
+def _elementwise_strides(shape: Shape, operands: Sequence[torch.Tensor], scalars: bool) -> Optional[Shape]:
     if 0 in shape:
         return None
     n = len(shape)
@@ -231,18 +253,20 @@ def _elementwise(name: str, inplace: bool):
 
     def rule(args, kwargs):
         x = args[0]
-        if not _meta(x) or not x.is_floating_point():
+        if not (isinstance(x, torch.Tensor) and x.is_meta) or not x.is_floating_point():
             return None  # e.g. pow(2, x), or a tensor made on the CPU inside forward
-        shape = tuple(x.shape)
+        x_shape = x.shape
+        shape = x_shape
         operands = [x]
         scalars = False
         for other in args[1:]:
             if isinstance(other, torch.Tensor):
-                if other.dtype != x.dtype or not _meta(other):
+                if other.dtype != x.dtype or not other.is_meta:
                     return None  # type promotion, or a CPU tensor: the meta kernel decides
                 operands.append(other)
-                if other.shape != x.shape:
-                    shape = _broadcast(shape, tuple(other.shape))
+                other_shape = other.shape
+                if other_shape != shape:
+                    shape = _broadcast(tuple(shape), tuple(other_shape))
                     if shape is None:
                         return None
             elif other is None and name in UNARY:
@@ -251,13 +275,14 @@ def _elementwise(name: str, inplace: bool):
                 return None  # a complex number, a boolean: the kernel decides
             else:
                 scalars = scalars or (scalars_are_operands and not isinstance(other, str))
-        if any(isinstance(v, torch.Tensor) for v in kwargs.values()):
+        if kwargs and any(isinstance(v, torch.Tensor) for v in kwargs.values()):
             return None
+        shape = tuple(shape)
         if inplace:
-            return x if shape == tuple(x.shape) else None
+            return x if shape == tuple(x_shape) else None
         if like_input:
             return _empty_like(x)
-        strides = elementwise_strides(shape, operands, scalars and x.dim() > 0)
+        strides = elementwise_strides(shape, operands, scalars and len(x_shape) > 0)
         if strides is None:
             return None
         return _empty(shape, torch.bool if boolean else x.dtype, strides)
@@ -284,28 +309,31 @@ def _conv(args, kwargs):
     grouped channels-last convolution with a 1x1 result, transposed or 3-D channels-last ones.
     """
     x, weight = args[0], args[1]
-    if not (_meta(x) and _meta(weight)) or x.dim() != weight.dim() or x.dtype != weight.dtype:
+    if not (isinstance(x, torch.Tensor) and x.is_meta and isinstance(weight, torch.Tensor) and weight.is_meta):
+        return None
+    x_shape, w_shape = x.shape, weight.shape
+    n = len(x_shape)
+    if n != len(w_shape) or x.dtype != weight.dtype:
         return None
     stride, padding, dilation, transposed, output_padding, groups = args[3:9]
-    channels_last = not (suggests_row_major(x) and suggests_row_major(weight))
-    if channels_last and (x.dim() != 4 or transposed):
+    channels_last = not (suggests_row_major(x, x_shape) and suggests_row_major(weight, w_shape))
+    if channels_last and (n != 4 or transposed):
         raise LayoutUnknown("a channels-last 3-D or transposed convolution: its CPU result layout "
                             "depends on the backend PyTorch picks")
-    spatial = []
-    for i, size in enumerate(x.shape[2:]):
-        K = weight.shape[2 + i]
+    shape = [x_shape[0], w_shape[1] * groups if transposed else w_shape[0]]
+    for i in range(n - 2):
+        size, K = x_shape[2 + i], w_shape[2 + i]
         if transposed:
             out = (size - 1) * stride[i] - 2 * padding[i] + dilation[i] * (K - 1) + output_padding[i] + 1
         else:
             out = (size + 2 * padding[i] - dilation[i] * (K - 1) - 1) // stride[i] + 1
         if out <= 0:
             return None
-        spatial.append(out)
-    channels = weight.shape[1] * groups if transposed else weight.shape[0]
-    shape = (x.shape[0], channels, *spatial)
+        shape.append(out)
+    shape = tuple(shape)
     if not channels_last:
         return _empty(shape, x.dtype)
-    if groups > 1 and spatial[0] * spatial[1] == 1:
+    if groups > 1 and shape[2] * shape[3] == 1:
         raise LayoutUnknown("a grouped channels-last convolution with a 1x1 result: its CPU layout "
                             "depends on the backend PyTorch picks")
     return _empty(shape, x.dtype, _channels_last_strides(shape))
