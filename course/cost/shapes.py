@@ -7,7 +7,9 @@ tensors (shape, dtype and *strides*, which decide later copies) as PyTorch's CPU
 
 * element-wise operators: TensorIterator's layout (a fast path when all operands share
   shape and layout; otherwise the output follows the operands' stride order, see
-  :func:`elementwise_strides`);
+  :func:`elementwise_strides`, memoized: the same layouts recur in every block);
+* advanced indexing by integer tensors (``table[:, idx]``, relative-position biases):
+  TensorIterator's layout over the input restrided and the index;
 * matrix products, reductions, softmax, layer norm: a fresh row-major result;
 * convolution, batch/group norm, pooling, padding, upsampling, concatenation: row-major
   when the input does not suggest channels-last (``Tensor.suggest_memory_format``).
