@@ -199,3 +199,17 @@ def test_channels_last_reading_matches_pytorch():
     for x in list(_layouts().values()) + [torch.randn(4, 1, 1, 1), torch.randn(1, 3, 1, 5).transpose(1, 3),
                                           torch.randn(2, 3, 4, 5, 6).contiguous(memory_format=torch.channels_last_3d)]:
         assert shapes.suggests_row_major(x) == (suggest_memory_format(x) == torch.contiguous_format), x.stride()
+
+
+def test_memoized_elementwise_layouts_tell_operands_apart():
+    """The memo of element-wise layouts is keyed on every operand's shape and strides: two
+    operands of the same shape laid out differently, or a scalar operand, get their own answers."""
+    shapes._LAYOUTS.clear()
+    row_major = torch.randn(2, 5, 3)
+    transposed = torch.randn(2, 3, 5).transpose(1, 2)
+    for x, y, scalars in [(row_major, None, False), (transposed, None, False), (transposed, None, True),
+                          (transposed, row_major, False), (row_major, transposed, False)] * 2:
+        operands = [to_meta(x)] + ([to_meta(y)] if y is not None else [])
+        expected = (x * 2.0) if scalars else (x + (y if y is not None else x))
+        assert shapes.elementwise_strides((2, 5, 3), operands, scalars) == expected.stride()
+    assert len(shapes._LAYOUTS) == 5
