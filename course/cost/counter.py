@@ -211,13 +211,10 @@ def _argument_tensors(rule: ops.Rule, args, kwargs) -> list:
 def _read_bytes(rule: ops.Rule, args, kwargs) -> int:
     """Bytes of the tensors among an operator's arguments (lists of tensors too, e.g. for
     cat); a tensor passed twice (``x * x``) is read once."""
-    if kwargs or rule.tensor_lists:
-        tensors = _argument_tensors(rule, args, kwargs)
-    else:  # most operators: no tensor in a list or a keyword
-        n = len(args)
-        tensors = [args[i] for i in rule.tensor_args if i < n]
+    if not kwargs and rule.reads is not None:
+        return rule.reads(args)  # most operators: no tensor in a list or a keyword
     total, seen = 0, []
-    for tensor in tensors:
+    for tensor in _argument_tensors(rule, args, kwargs):
         if not isinstance(tensor, _TENSOR):
             continue  # None, or a Python number given for a Tensor argument
         for other in seen:

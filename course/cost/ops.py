@@ -329,6 +329,7 @@ class Rule(NamedTuple):
     charge: Optional[Callable]  # (args, first output) -> (MACs, element-wise ops), or None: free
     tensor_args: Tuple[int, ...]  # positions of the arguments that may hold a tensor
     tensor_lists: Tuple[int, ...]  # positions of the arguments that hold lists of tensors
+    reads: Optional[Callable]  # args -> bytes of the tensors at tensor_args (each once); None: lists
 
 
 def _tensor_positions(func) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
@@ -339,6 +340,48 @@ def _tensor_positions(func) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
             continue
         (lists if kind.startswith("List") else singles).append(i)
     return tuple(singles), tuple(lists)
+
+
+def _reader(singles: Tuple[int, ...], lists: Tuple[int, ...]) -> Optional[Callable]:
+    """``args -> bytes`` of the tensors at positions ``singles`` (a tensor passed twice, as in
+    ``x * x``, read once); ``None`` for operators that take lists of tensors (``cat``)."""
+    if lists:
+        return None
+    Tensor = torch.Tensor
+    if len(singles) == 1:
+        (i,) = singles
+
+        def read_one(args) -> int:
+            t = args[i] if i < len(args) else None
+            return t.nbytes if isinstance(t, Tensor) else 0
+
+        return read_one
+    if len(singles) == 2:
+        i, j = singles
+
+        def read_two(args) -> int:
+            n = len(args)
+            a = args[i] if i < n else None
+            b = args[j] if j < n else None
+            total = a.nbytes if isinstance(a, Tensor) else 0
+            return total + b.nbytes if isinstance(b, Tensor) and b is not a else total
+
+        return read_two
+
+    def read(args) -> int:
+        n, total, seen = len(args), 0, []
+        for i in singles:
+            t = args[i] if i < n else None
+            if isinstance(t, Tensor):
+                for other in seen:
+                    if other is t:
+                        break
+                else:
+                    seen.append(t)
+                    total += t.nbytes
+        return total
+
+    return read
 
 
 def _charge(name: str) -> Optional[Callable]:
@@ -377,7 +420,8 @@ def rule(func) -> Rule:
         else:
             kind = UNCOUNTED
         call = func._op if getattr(func, "_pyobj_dispatcher", None) is None and hasattr(func, "_op") else func
+        singles, lists = _tensor_positions(func)
         found = _RULES[id(func)] = Rule(func, name, kind, name in FIRST_OUTPUT_ONLY, shape_rule(func), call,
                                     name in WHOLE_CALL_MARKERS, _charge(name) if kind in (MAC, ELEMENTWISE) else None,
-                                    *_tensor_positions(func))
+                                    singles, lists, _reader(singles, lists))
     return found

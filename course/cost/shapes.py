@@ -186,8 +186,11 @@ def elementwise_strides(shape: Shape, operands: Sequence[torch.Tensor], scalars:
     if len(operands) == 1:
         t = operands[0]
         key = (shape, scalars, t.shape, t.stride())
+    elif len(operands) == 2:
+        a, b = operands
+        key = (shape, scalars, a.shape, a.stride(), b.shape, b.stride())
     else:
-        key = (shape, scalars, *[(t.shape, t.stride()) for t in operands])
+        key = (shape, scalars) + tuple(value for t in operands for value in (t.shape, t.stride()))
     strides = _LAYOUTS.get(key, _MISSING)
     if strides is _MISSING:
         if len(_LAYOUTS) >= _LAYOUTS_KEPT:
