@@ -213,17 +213,7 @@ def _read_bytes(rule: ops.Rule, args, kwargs) -> int:
     cat); a tensor passed twice (``x * x``) is read once."""
     if not kwargs and rule.reads is not None:
         return rule.reads(args)  # most operators: no tensor in a list or a keyword
-    total, seen = 0, []
-    for tensor in _argument_tensors(rule, args, kwargs):
-        if not isinstance(tensor, _TENSOR):
-            continue  # None, or a Python number given for a Tensor argument
-        for other in seen:
-            if other is tensor:
-                break
-        else:
-            seen.append(tensor)
-            total += tensor.nbytes
-    return total
+    return ops.distinct_nbytes(_argument_tensors(rule, args, kwargs))
 
 
 def _tensors(tree) -> List[torch.Tensor]:

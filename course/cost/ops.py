@@ -369,19 +369,25 @@ def _reader(singles: Tuple[int, ...], lists: Tuple[int, ...]) -> Optional[Callab
         return read_two
 
     def read(args) -> int:
-        n, total, seen = len(args), 0, []
-        for i in singles:
-            t = args[i] if i < n else None
-            if isinstance(t, Tensor):
-                for other in seen:
-                    if other is t:
-                        break
-                else:
-                    seen.append(t)
-                    total += t.nbytes
-        return total
+        n = len(args)
+        return distinct_nbytes([args[i] for i in singles if i < n])
 
     return read
+
+
+def distinct_nbytes(values) -> int:
+    """Bytes of the tensors among ``values`` (other values skipped), each tensor once."""
+    total, seen = 0, []
+    for t in values:
+        if not isinstance(t, torch.Tensor):
+            continue  # None, or a Python number given for a Tensor argument
+        for other in seen:
+            if other is t:
+                break
+        else:
+            seen.append(t)
+            total += t.nbytes
+    return total
 
 
 def _charge(name: str) -> Optional[Callable]:
