@@ -99,6 +99,9 @@ _OPS = {
     "repeat": lambda x: x.repeat(1, 2, 1, 1), "repeat_more_dims": lambda x: x.repeat(2, 1, 1, 1, 3),
     "cat_self": lambda x: torch.cat([x, x], 1), "cat_row_major": lambda x: torch.cat([x, torch.randn(x.shape)], 1),
     "cat_last_dim": lambda x: torch.cat([x, x.clone()], -1),
+    "stack": lambda x: torch.stack([x, x], 1), "stack_last": lambda x: torch.stack([x.contiguous(), x.contiguous() * 2], -1),
+    "cumsum": lambda x: x.cumsum(1), "cumsum_last": lambda x: torch.cumsum(x, -1),
+    "cumsum_mask": lambda x: (x > 0).cumsum(2, dtype=torch.float32), "cumsum_int": lambda x: (x > 0).int().cumsum(1),
     # advanced indexing (aten.index): a relative-position bias table, channels, rows, batch
     "index_bias_table": lambda x: x.flatten(2)[:, :, (torch.arange(x[0, 0].numel())[:, None] - torch.arange(x[0, 0].numel())).abs()],
     "index_transposed_index": lambda x: x.flatten(2)[:, :, torch.arange(x[0, 0].numel()).repeat(3, 1).T],
@@ -171,7 +174,7 @@ def test_every_rule_answers_some_case():
     for op in _OPS:
         for layout in ("row_major", "transposed", "channel_slice"):
             answered |= _check(op, layout)
-    expected = {name for name in shapes.SHAPE_RULES if name not in ("arange", "_safe_softmax", "amin",
+    expected = {name for name in shapes.SHAPE_RULES if name not in ("arange", "empty", "_safe_softmax", "amin",
                                                                       "_upsample_nearest_exact2d", "mm")}
     expected |= {"add", "mul", "relu", "gelu", "div", "lt", "rsub", "hardswish", "addcmul", "maximum", "relu_"}
     assert expected <= answered, sorted(expected - answered)
@@ -182,6 +185,15 @@ def test_arange_rule_matches_the_meta_kernel(args, kwargs):
     func = torch.ops.aten.arange.default if len(args) == 1 else torch.ops.aten.arange.start_step
     predicted = shapes.shape_rule(func)(args, dict(kwargs, device=torch.device("meta")))
     expected = torch.arange(*args, device="meta", **kwargs)
+    assert (predicted.shape, predicted.dtype, predicted.stride()) == (expected.shape, expected.dtype, expected.stride())
+
+
+@pytest.mark.parametrize("size, dtype", [((0,), torch.uint8), ((2, 0, 3), torch.float32), ((4, 5), None), ((), torch.float64)])
+def test_empty_rule_matches_the_meta_kernel(size, dtype):
+    """``F.batch_norm`` makes an empty reserve tensor on every call; the rule answers it."""
+    kwargs = {"dtype": dtype, "layout": torch.strided, "device": torch.device("meta")}
+    predicted = shapes.shape_rule(torch.ops.aten.empty.memory_format)((list(size),), kwargs)
+    expected = torch.empty(size, device="meta", dtype=dtype)
     assert (predicted.shape, predicted.dtype, predicted.stride()) == (expected.shape, expected.dtype, expected.stride())
 
 

@@ -686,6 +686,64 @@ def _col2im(args, kwargs):  # col2im (x, output_size, kernel_size, dilation, pad
     return _empty(tuple(x.shape[:-2]) + (C,) + tuple(_pair(args[1])), x.dtype)
 
 
+def _empty_factory(args, kwargs):
+    """empty.memory_format(size, dtype, layout, device, ...) on meta: a row-major tensor (what
+    ``F.batch_norm`` makes for its unused reserve, once per call)."""
+    if kwargs.get("device") != META or kwargs.get("layout") not in (None, torch.strided) or kwargs.get("pin_memory"):
+        return None
+    if kwargs.get("memory_format") not in (None, torch.contiguous_format) or len(args) != 1:
+        return None
+    size = args[0]
+    if not all(isinstance(v, int) and v >= 0 for v in size):
+        return None
+    return _empty(tuple(size), kwargs.get("dtype") or torch.get_default_dtype())
+
+
+def _unsafe_view(args, kwargs):
+    """_unsafe_view(x, size), which matmul puts on its bmm/mm result: for a row-major x, a
+    row-major tensor of the new shape (``-1`` resolved)."""
+    x, size = args[0], list(args[1])
+    if not _meta(x) or not x.is_contiguous() or size.count(-1) > 1:
+        return None
+    numel = x.numel()
+    if -1 in size:
+        known = math.prod(v for v in size if v != -1)
+        if known == 0 or numel % known:
+            return None
+        size[size.index(-1)] = numel // known
+    if math.prod(size) != numel or min(size, default=0) < 0:
+        return None
+    return _empty(tuple(size), x.dtype)
+
+
+def _cumsum(args, kwargs):
+    """cumsum(x, dim, dtype=None): a fresh row-major tensor of x's shape, of ``dtype``, else
+    x's floating dtype, else int64 (integer and boolean x are summed in int64)."""
+    x = args[0]
+    if not _meta(x) or x.dim() == 0 or x.is_complex():
+        return None
+    dtype = kwargs.get("dtype") or (x.dtype if x.is_floating_point() else torch.int64)
+    return _empty(tuple(x.shape), dtype)
+
+
+def _stack(args, kwargs):
+    """stack(tensors, dim=0) of row-major tensors of one shape and dtype: row-major."""
+    tensors = args[0]
+    dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+    if not tensors:
+        return None
+    first = tensors[0]
+    shape = tuple(first.shape) if _meta(first) else None
+    for t in tensors:
+        if not _meta(t) or tuple(t.shape) != shape or t.dtype != first.dtype or not t.is_contiguous():
+            return None
+    n = len(shape) + 1
+    if not -n <= dim < n:
+        return None
+    d = dim % n
+    return _empty(shape[:d] + (len(tensors),) + shape[d:], first.dtype)
+
+
 def _arange(args, kwargs):
     """arange(end) / arange(start, end[, step]) on meta: a 1-D row-major tensor."""
     if kwargs.get("device") != META or kwargs.get("layout") not in (None, torch.strided):
@@ -735,6 +793,10 @@ SHAPE_RULES: Dict[str, Tuple[Tuple[str, ...], Callable]] = {
     "im2col": (("default",), _im2col),
     "col2im": (("default",), _col2im),
     "arange": (("default", "start", "start_step"), _arange),
+    "empty": (("memory_format",), _empty_factory),
+    "_unsafe_view": (("default",), _unsafe_view),
+    "cumsum": (("default",), _cumsum),
+    "stack": (("default",), _stack),
 }
 
 
