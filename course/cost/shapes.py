@@ -1,8 +1,8 @@
 """Operator results on meta tensors, from their inputs' shapes and strides alone.
 
 PyTorch's meta kernels for convolution, matrix products, reductions, pooling, padding,
-concatenation and broadcasting element-wise operators are Python reference code: up to
-1 ms a call, more than the real kernel on a small model. The rules here give the same
+concatenation, advanced indexing, cumulative sums and broadcasting element-wise operators
+are Python reference code: up to 1 ms a call, more than the real kernel on a small model. The rules here give the same
 tensors (shape, dtype and *strides*, which decide later copies) as PyTorch's CPU kernels:
 
 * element-wise operators: TensorIterator's layout (a fast path when all operands share
@@ -10,7 +10,8 @@ tensors (shape, dtype and *strides*, which decide later copies) as PyTorch's CPU
   :func:`elementwise_strides`, memoized: the same layouts recur in every block);
 * advanced indexing by integer tensors (``table[:, idx]``, relative-position biases):
   TensorIterator's layout over the input restrided and the index;
-* matrix products, reductions, softmax, layer norm: a fresh row-major result;
+* matrix products, reductions, softmax, layer norm, cumulative sums, stacks of row-major
+  tensors, matmul's final ``_unsafe_view`` and ``empty`` on meta: a fresh row-major result;
 * convolution, batch/group norm, pooling, padding, upsampling, concatenation: row-major
   when the input does not suggest channels-last (``Tensor.suggest_memory_format``).
 
