@@ -225,3 +225,14 @@ def test_memoized_elementwise_layouts_tell_operands_apart():
         expected = (x * 2.0) if scalars else (x + (y if y is not None else x))
         assert shapes.elementwise_strides((2, 5, 3), operands, scalars) == expected.stride()
     assert len(shapes._LAYOUTS) == 5
+
+
+def test_distinct_nbytes_counts_each_tensor_once_and_skips_other_values():
+    """The bytes the counter charges for an operator's reads: numel x element size per tensor,
+    a tensor passed twice (``x * x``) once, numbers and ``None`` nothing."""
+    from course.cost import ops
+
+    x, y = torch.empty(2, 3, 4), torch.empty(5, dtype=torch.float64)
+    assert ops.distinct_nbytes([x, x, None, 3.0, y]) == 2 * 3 * 4 * 4 + 5 * 8
+    assert ops.distinct_nbytes([x, x.view(6, 4)]) == 2 * (2 * 3 * 4 * 4)  # a view is another tensor, read again
+    assert ops.distinct_nbytes([]) == 0

@@ -230,17 +230,6 @@ def _tensors(tree) -> List[torch.Tensor]:
     return found
 
 
-def _nbytes(tensors) -> int:
-    if len(tensors) == 1:
-        return tensors[0].nbytes
-    seen, total = set(), 0
-    for tensor in tensors:
-        if id(tensor) not in seen:
-            seen.add(id(tensor))
-            total += tensor.nbytes
-    return total
-
-
 class _WholeCallsNeeded(BaseException):
     """Raised by a meta pass without :class:`_WholeCallMode` that meets an attention or RNN.
 
@@ -331,7 +320,7 @@ class _CountingMode(TorchDispatchMode):
                 outputs = outputs[:1]
             first = outputs[0] if outputs else None
             activations = first.numel() if first is not None else 0
-            written = _nbytes(outputs) if outputs else 0
+            written = ops.distinct_nbytes(outputs)
         charge = rule.charge
         macs, elementwise = charge(args, first) if charge is not None else (0, 0)
         self.records.append(_new_record(OpRecord, (
@@ -342,7 +331,7 @@ class _CountingMode(TorchDispatchMode):
     def record(self, name, inputs, outputs, macs=0, elementwise=0, counted=True) -> None:
         self.records.append(OpRecord(
             self.stack.current, name, int(macs), int(elementwise), outputs[0].numel() if outputs else 0,
-            _nbytes(inputs), _nbytes(outputs), counted,
+            ops.distinct_nbytes(inputs), ops.distinct_nbytes(outputs), counted,
         ))
 
 

@@ -623,12 +623,11 @@ def _index(args, kwargs):
         return None
     shape, strides = tuple(x.shape), x.stride()
     out_shape = shape[:first] + replacement + shape[last + 1:]
-    k, after = len(replacement), n - last - 1
     # Operand strides as TensorIterator sees them: 0 where an operand of size 1 is broadcast.
-    src = strides[:first] + (0,) * k + strides[last + 1:]
-    viewed = contiguous_strides((1,) * first + replacement + (1,) * after)  # index.reshape(...)
+    src = strides[:first] + (0,) * len(replacement) + strides[last + 1:]
+    view_shape = (1,) * first + replacement + (1,) * (n - last - 1)  # index.reshape(...)
     idx = tuple(0 if view_size == 1 and size != 1 else stride
-                for view_size, size, stride in zip((1,) * first + replacement + (1,) * after, out_shape, viewed))
+                for view_size, size, stride in zip(view_shape, out_shape, contiguous_strides(view_shape)))
     operands = [src] + [idx] * count
     if all(_row_major_like(out_shape, o) for o in operands):
         return _empty(out_shape, x.dtype)
